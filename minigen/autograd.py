@@ -1,0 +1,288 @@
+"""Reverse-mode automatic differentiation: Function nodes, grad mode and the backward sweep.
+
+A primitive is a ``Function`` subclass with ``forward`` on raw arrays and ``backward`` written
+in Tensor operations. Because backward is itself made of differentiable operations, running
+it with grad mode on (``create_graph=True``) records a graph of the gradient, which is how
+second derivatives and WGAN-GP's gradient penalty work.
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+
+from minigen import backend
+from minigen.tensor import Tensor
+
+# --- grad mode -----------------------------------------------------------------------------
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+class _GradMode:
+    """Context manager and decorator that sets grad mode and restores it on exit."""
+
+    mode: bool
+
+    def __enter__(self):
+        global _grad_enabled
+        self._previous = _grad_enabled
+        _grad_enabled = self.mode
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._previous
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with type(self)():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(_GradMode):
+    """Inside ``with no_grad():`` operations record no graph (an op is one array computation)."""
+
+    mode = False
+
+
+class enable_grad(_GradMode):
+    """Turn graph recording back on inside a ``no_grad`` block."""
+
+    mode = True
+
+
+# --- graph nodes ---------------------------------------------------------------------------
+
+
+class Function:
+    """One recorded operation: ``forward`` on arrays, ``backward`` in Tensor operations.
+
+    Calling a Function instance on tensors runs ``forward`` on their arrays and, when grad
+    mode is on and an input requires grad, links the outputs to this node. Non-tensor
+    operands (Python or NumPy numbers, arrays) become constant tensors of the first tensor's
+    dtype and device, so ``x * 2`` stays float32. Settings that are not differentiated (an
+    axis, a slope) are constructor arguments, not inputs.
+
+    Subclasses may save what backward needs on ``self``; ``self.inputs`` holds the input
+    tensors, ``self.output()`` the (single) output, and ``self.needs_input_grad[i]`` tells
+    whether input i wants a gradient, so backward can skip work and return None for it.
+    """
+
+    inputs: tuple
+    outputs: tuple
+    needs_input_grad: tuple
+    released = False
+
+    def __call__(self, *operands):
+        inputs = _as_tensors(operands)
+        reference = inputs[0].data
+        for t in inputs[1:]:
+            if backend.device_of(t.data) != backend.device_of(reference):
+                raise backend.DeviceError(
+                    f"{type(self).__name__}: expected all tensors on one device, "
+                    f"found {backend.device_of(reference)} and {backend.device_of(t.data)}"
+                )
+        try:
+            ys = self.forward(*(t.data for t in inputs))
+        except ValueError as error:
+            shapes = " and ".join(str(t.shape) for t in inputs)
+            raise ValueError(f"{type(self).__name__} got tensors of shapes {shapes}: {error}") from None
+        single = not isinstance(ys, tuple)
+        outputs = tuple(Tensor(y) for y in ((ys,) if single else ys))
+        if _grad_enabled and any(t.requires_grad for t in inputs):
+            self.inputs = inputs
+            self.needs_input_grad = tuple(t.requires_grad for t in inputs)
+            self.outputs = tuple(weakref.ref(y) for y in outputs)
+            for y in outputs:
+                y.requires_grad = True
+                y.creator = self
+        return outputs[0] if single else outputs
+
+    def output(self, index: int = 0) -> Tensor:
+        """The output tensor of this node (held weakly, alive whenever backward needs it)."""
+        return self.outputs[index]()
+
+    def forward(self, *arrays):
+        raise NotImplementedError
+
+    def backward(self, *grad_outputs):
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Drop everything saved for backward; a second backward through here is an error."""
+        self.__dict__.clear()
+        self.released = True
+
+
+def _as_tensors(operands) -> tuple:
+    reference = next((o for o in operands if isinstance(o, Tensor)), None)
+    if reference is None:
+        raise TypeError("a Function needs at least one Tensor operand")
+    xp = backend.xp_of(reference.data)
+    dtype = reference.data.dtype
+    if dtype.kind != "f":
+        dtype = None  # an integer tensor with a float constant promotes as NumPy does
+    return tuple(o if isinstance(o, Tensor) else Tensor(xp.asarray(o, dtype=dtype)) for o in operands)
+
+
+# --- the backward sweep --------------------------------------------------------------------
+
+
+def _topological_order(roots) -> list:
+    """Function nodes reachable from ``roots``, each after every node that feeds it.
+
+    Iterative depth-first search, so a chain of any length needs no recursion.
+    """
+    order, visited = [], set()
+    stack = [(f, False) for f in {id(r.creator): r.creator for r in roots if r.creator}.values()]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        if node.released:
+            raise RuntimeError(
+                "trying to backward through the graph a second time: its saved values were "
+                "released by the first backward; pass retain_graph=True to the first call"
+            )
+        stack.append((node, True))
+        for x in node.inputs:
+            if x.creator is not None and id(x.creator) not in visited:
+                stack.append((x.creator, False))
+    return order
+
+
+def _needed_nodes(order, targets: set) -> set:
+    """ids of the nodes on some path from a target input to the outputs."""
+    needed = set()
+    for node in order:  # inputs come before the nodes they feed
+        for x in node.inputs:
+            if id(x) in targets or (x.creator is not None and id(x.creator) in needed):
+                needed.add(id(node))
+                break
+    return needed
+
+
+def _sweep(outputs, grad_outputs, targets, retain_graph, create_graph) -> dict:
+    """Propagate ``grad_outputs`` back from ``outputs``; return {id(tensor): (tensor, grad)}.
+
+    With ``targets`` (ids of tensors) the sweep visits only nodes that lead to them and keeps
+    their gradients; without, it keeps the gradients of leaves that require grad.
+    """
+    grads: dict[int, tuple] = {}
+
+    def accumulate(x, g):
+        if id(x) in grads:
+            grads[id(x)] = (x, grads[id(x)][1] + g)
+        else:
+            grads[id(x)] = (x, g)
+
+    for y, g in zip(outputs, grad_outputs):
+        accumulate(y, g)
+    order = _topological_order(outputs)
+    needed = _needed_nodes(order, targets) if targets is not None else None
+    with (enable_grad() if create_graph else no_grad()):
+        for node in reversed(order):
+            if needed is not None and id(node) not in needed:
+                continue
+            gys = []
+            for ref in node.outputs:
+                y = ref()
+                entry = None if y is None else grads.get(id(y))
+                if entry is not None and (targets is None or id(y) not in targets):
+                    del grads[id(y)]
+                    if y.retains_grad:
+                        y.grad = entry[1] if y.grad is None else y.grad + entry[1]
+                gys.append(None if entry is None else entry[1])
+            if all(g is None for g in gys):
+                continue
+            if len(gys) > 1:
+                gys = [g if g is not None else _zeros_like(ref()) for g, ref in zip(gys, node.outputs)]
+            gxs = node.backward(*gys)
+            if not isinstance(gxs, tuple):
+                gxs = (gxs,)
+            for x, gx in zip(node.inputs, gxs):
+                if gx is not None and x.requires_grad:
+                    accumulate(x, gx)
+            if not retain_graph:
+                node.release()
+    return grads
+
+
+def _zeros_like(t: Tensor) -> Tensor:
+    return Tensor(backend.xp_of(t.data).zeros_like(t.data))
+
+
+def _seed_gradient(output: Tensor, gradient) -> Tensor:
+    if gradient is None:
+        if output.data.size != 1:
+            raise RuntimeError(
+                f"backward() needs a gradient argument for a non-scalar output of shape "
+                f"{output.shape}; pass gradient= with that shape, or reduce it (e.g. .sum()) first"
+            )
+        return Tensor(backend.xp_of(output.data).ones_like(output.data))
+    if not isinstance(gradient, Tensor):
+        gradient = Tensor(backend.xp_of(output.data).asarray(gradient, dtype=output.dtype))
+    if gradient.shape != output.shape:
+        raise ValueError(f"gradient has shape {gradient.shape} but the output has shape {output.shape}")
+    return gradient
+
+
+def _check_differentiable(outputs) -> None:
+    for y in outputs:
+        if not y.requires_grad:
+            raise RuntimeError(
+                "element of outputs does not require grad and has no graph: was it computed "
+                "under no_grad(), or from tensors none of which requires grad?"
+            )
+
+
+def backward(output: Tensor, gradient=None, retain_graph=None, create_graph=False) -> None:
+    """Accumulate the gradient of ``output`` into ``.grad`` of the leaves that require grad."""
+    _check_differentiable([output])
+    retain_graph = create_graph if retain_graph is None else retain_graph
+    grads = _sweep([output], [_seed_gradient(output, gradient)], None, retain_graph, create_graph)
+    for x, g in grads.values():
+        if x.creator is None:
+            x.grad = g if x.grad is None else x.grad + g
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned as a tuple (``.grad`` untouched).
+
+    Computes sum_k grad_outputs[k]^T d outputs[k] / d inputs[i] for each input i. With
+    ``create_graph=True`` the result is itself differentiable (for second derivatives).
+    """
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"got {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
+    _check_differentiable(outputs)
+    for x in inputs:
+        if not x.requires_grad:
+            raise RuntimeError(f"an input of shape {x.shape} does not require grad")
+    seeds = [_seed_gradient(y, g) for y, g in zip(outputs, grad_outputs)]
+    retain_graph = create_graph if retain_graph is None else retain_graph
+    grads = _sweep(outputs, seeds, {id(x) for x in inputs}, retain_graph, create_graph)
+    result = []
+    for i, x in enumerate(inputs):
+        entry = grads.get(id(x))
+        if entry is None and not allow_unused:
+            raise RuntimeError(
+                f"input {i} (shape {x.shape}) was not used to compute the outputs; "
+                "pass allow_unused=True to get None for it"
+            )
+        result.append(None if entry is None else entry[1])
+    return tuple(result)

@@ -1,0 +1,159 @@
+"""Array backends: which array module (NumPy or CuPy) holds an array, and where arrays live.
+
+This is the only module that imports CuPy. Everything else asks it for the array module
+of its inputs (``xp_of``) and writes one code path that runs on both.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy
+
+try:  # CuPy is optional: the cuda12/cuda13 extras install it.
+    import cupy as _cupy
+except ImportError:  # pragma: no cover - depends on the machine
+    _cupy = None
+
+float32 = numpy.dtype("float32")
+float64 = numpy.dtype("float64")
+int64 = numpy.dtype("int64")
+bool_ = numpy.dtype("bool")
+
+DEVICES = ("cpu", "cuda")
+
+
+def as_dtype(dtype):
+    """The NumPy dtype object for a name or type ('float32', numpy.float64, ...)."""
+    return numpy.dtype(dtype)
+
+CUDA_INSTALL_HINT = (
+    "install the CuPy wheel that matches your CUDA toolkit: "
+    "pip install 'minigen[cuda12]' (cupy-cuda12x) or pip install 'minigen[cuda13]' (cupy-cuda13x)"
+)
+
+
+class DeviceError(RuntimeError):
+    """A device was asked for that this machine cannot provide, or devices were mixed."""
+
+
+def normalize_device(device) -> str:
+    """Return 'cpu' or 'cuda' for a device name (``'cuda:0'`` is accepted as 'cuda')."""
+    name = str(device).lower()
+    if name == "cuda:0":
+        name = "cuda"
+    if name not in DEVICES:
+        raise DeviceError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}")
+    return name
+
+
+def cuda_available() -> bool:
+    """True when CuPy is installed and sees at least one GPU."""
+    if _cupy is None:
+        return False
+    try:
+        return _cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # CuPy raises its own runtime errors when no driver is present
+        return False
+
+
+def array_module(device: str):
+    """The array module that holds arrays on ``device``; a clear error when it is missing."""
+    device = normalize_device(device)
+    if device == "cpu":
+        return numpy
+    if _cupy is None:
+        raise DeviceError(f"device 'cuda' needs CuPy, which is not installed; {CUDA_INSTALL_HINT}")
+    if not cuda_available():
+        raise DeviceError(
+            "device 'cuda' was requested but CuPy finds no GPU (no NVIDIA driver or device "
+            f"visible); if this machine has one, {CUDA_INSTALL_HINT}"
+        )
+    return _cupy
+
+
+def xp_of(array):
+    """The array module (numpy or cupy) that holds ``array``."""
+    if _cupy is not None and isinstance(array, _cupy.ndarray):
+        return _cupy
+    return numpy
+
+
+def device_of(array) -> str:
+    """'cuda' for a CuPy array, 'cpu' otherwise."""
+    if _cupy is not None and isinstance(array, _cupy.ndarray):
+        return "cuda"
+    return "cpu"
+
+
+def to_device(array, device: str):
+    """Copy ``array`` to ``device`` (no copy when it is already there)."""
+    device = normalize_device(device)
+    if device_of(array) == device:
+        return array
+    if device == "cpu":
+        return _cupy.asnumpy(array)
+    return array_module("cuda").asarray(array)
+
+
+def to_host(array) -> numpy.ndarray:
+    """A NumPy array with the values of ``array``: the one place values leave the device."""
+    if device_of(array) == "cuda":
+        return _cupy.asnumpy(array)
+    return numpy.asarray(array)
+
+
+def scatter_add(target, index, values) -> None:
+    """``target[index] += values`` in place, adding repeated indices (``numpy.add.at``)."""
+    if device_of(target) == "cuda":
+        _cupy.add.at(target, index, values)
+    else:
+        numpy.add.at(target, index, values)
+
+
+# --- default device -------------------------------------------------------------------
+
+_default_device: str | None = None
+
+
+def default_device() -> str:
+    """The device new tensors are created on: set_default_device, else $MINIGEN_DEVICE, else cpu."""
+    global _default_device
+    if _default_device is None:
+        _default_device = normalize_device(os.environ.get("MINIGEN_DEVICE", "cpu"))
+        array_module(_default_device)
+    return _default_device
+
+
+def set_default_device(device) -> None:
+    """Create new tensors on ``device`` from now on (checks that the device is usable)."""
+    global _default_device
+    device = normalize_device(device)
+    array_module(device)
+    _default_device = device
+
+
+# --- random numbers --------------------------------------------------------------------
+
+_generators: dict[str, object] = {}
+
+
+def manual_seed(seed: int) -> None:
+    """Seed every random generator minigen uses, on every backend, so a run repeats exactly."""
+    seed = int(seed)
+    _generators.clear()
+    _generators["cpu"] = numpy.random.default_rng(seed)
+    if _cupy is not None:
+        _generators["cuda"] = _cupy.random.default_rng(seed)
+    _generators["seed"] = seed
+
+
+def generator(device: str):
+    """The random generator for ``device`` (``numpy.random.Generator`` or CuPy's)."""
+    device = normalize_device(device)
+    if device not in _generators:
+        xp = array_module(device)
+        seed = _generators.get("seed")
+        _generators[device] = xp.random.default_rng(seed)
+    return _generators[device]
+

@@ -1,0 +1,396 @@
+"""Elementwise primitives: arithmetic, powers, exp/log, activations, comparisons.
+
+Binary ops broadcast their inputs as NumPy does, so each backward ends with ``sum_to``,
+which sums the gradient over the axes that broadcasting stretched.
+Derivations: chapters/03-autograd.md, section "Elementwise operations".
+"""
+
+from __future__ import annotations
+
+from minigen.autograd import Function
+from minigen.backend import xp_of
+from minigen.ops.shape import sum_to
+from minigen.tensor import Tensor
+
+
+def _reduce_pair(self, g0, g1):
+    """Bring both input gradients back to their input shapes; None where none is needed."""
+    a, b = self.inputs
+    need_a, need_b = self.needs_input_grad
+    return (sum_to(g0, a.shape) if need_a else None, sum_to(g1, b.shape) if need_b else None)
+
+
+class Add(Function):
+    """y = a + b.  VJP: ga = sum_to(gy, a.shape), gb = sum_to(gy, b.shape)."""
+
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, gy):
+        return _reduce_pair(self, gy, gy)
+
+
+class Sub(Function):
+    """y = a - b.  VJP: ga = sum_to(gy), gb = -sum_to(gy)."""
+
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, gy):
+        return _reduce_pair(self, gy, -gy)
+
+
+class Mul(Function):
+    """y = a * b.  VJP: ga = sum_to(gy * b), gb = sum_to(gy * a)."""
+
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        need_a, need_b = self.needs_input_grad
+        return _reduce_pair(self, gy * b if need_a else None, gy * a if need_b else None)
+
+
+class Div(Function):
+    """y = a / b.  VJP: ga = sum_to(gy / b), gb = sum_to(-gy * a / b^2)."""
+
+    def forward(self, a, b):
+        return a / b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        need_a, need_b = self.needs_input_grad
+        return _reduce_pair(self, gy / b if need_a else None, -gy * a / (b * b) if need_b else None)
+
+
+class Neg(Function):
+    """y = -x.  VJP: gx = -gy."""
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, gy):
+        return -gy
+
+
+class PowScalar(Function):
+    """y = x^p for a constant exponent p.  VJP: gx = gy * p * x^(p-1)."""
+
+    def __init__(self, exponent):
+        self.exponent = exponent
+
+    def forward(self, x):
+        return x**self.exponent
+
+    def backward(self, gy):
+        (x,) = self.inputs
+        p = self.exponent
+        if p == 0:
+            return gy * 0.0
+        return gy * (p * x ** (p - 1) if p != 1 else 1.0)
+
+
+class Pow(Function):
+    """y = a^b for tensors a > 0 (where b is not an integer) and b.
+
+    VJP: ga = sum_to(gy * b * a^(b-1)), gb = sum_to(gy * y * log(a)).
+    """
+
+    def forward(self, a, b):
+        return a**b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        need_a, need_b = self.needs_input_grad
+        ga = gy * b * a ** (b - 1.0) if need_a else None
+        gb = gy * self.output() * log(a) if need_b else None
+        return _reduce_pair(self, ga, gb)
+
+
+def pow(a, b) -> Tensor:
+    """a ** b: a constant exponent gives the cheaper one-input primitive."""
+    if isinstance(b, Tensor):
+        return Pow()(a, b)
+    if isinstance(a, Tensor):
+        return PowScalar(float(b))(a)  # a NumPy float64 exponent must not upcast float32
+    raise TypeError("pow() needs a Tensor base or exponent")
+
+
+class Exp(Function):
+    """y = e^x.  VJP: gx = gy * y."""
+
+    def forward(self, x):
+        return xp_of(x).exp(x)
+
+    def backward(self, gy):
+        return gy * self.output()
+
+
+class Log(Function):
+    """y = ln x.  VJP: gx = gy / x."""
+
+    def forward(self, x):
+        return xp_of(x).log(x)
+
+    def backward(self, gy):
+        return gy / self.inputs[0]
+
+
+class Sqrt(Function):
+    """y = sqrt(x).  VJP: gx = gy / (2 y)."""
+
+    def forward(self, x):
+        return xp_of(x).sqrt(x)
+
+    def backward(self, gy):
+        return gy / (2.0 * self.output())
+
+
+class _Masked(Function):
+    """Piecewise-linear ops: gx = gy * slope(x), where the slope is a constant per entry.
+
+    The slope is piecewise constant, so its own derivative is zero almost everywhere, which
+    makes the double backward of these ops exact away from the kinks.
+    """
+
+    def slope(self, x):
+        raise NotImplementedError
+
+    def backward(self, gy):
+        x = self.inputs[0].data
+        return gy * Tensor(self.slope(x).astype(x.dtype, copy=False))
+
+
+class Abs(_Masked):
+    """y = |x|.  VJP: gx = gy * sign(x) (0 at x = 0, as PyTorch)."""
+
+    def forward(self, x):
+        return xp_of(x).abs(x)
+
+    def slope(self, x):
+        return xp_of(x).sign(x)
+
+
+class ReLU(_Masked):
+    """y = max(x, 0).  VJP: gx = gy * [x > 0]."""
+
+    def forward(self, x):
+        return xp_of(x).maximum(x, 0)
+
+    def slope(self, x):
+        return x > 0
+
+
+class LeakyReLU(_Masked):
+    """y = x if x > 0 else a*x.  VJP: gx = gy * (1 if x > 0 else a)."""
+
+    def __init__(self, negative_slope):
+        self.negative_slope = negative_slope
+
+    def forward(self, x):
+        return xp_of(x).where(x > 0, x, x * self.negative_slope)
+
+    def slope(self, x):
+        return xp_of(x).where(x > 0, 1.0, self.negative_slope)
+
+
+class Clip(_Masked):
+    """y = min(max(x, low), high).  VJP: gx = gy * [low <= x <= high] (PyTorch's clamp)."""
+
+    def __init__(self, low, high):
+        self.low, self.high = low, high
+
+    def forward(self, x):
+        return xp_of(x).clip(x, self.low, self.high)
+
+    def slope(self, x):
+        inside = xp_of(x).ones(x.shape, dtype=bool)
+        if self.low is not None:
+            inside &= x >= self.low
+        if self.high is not None:
+            inside &= x <= self.high
+        return inside
+
+
+class Maximum(Function):
+    """y = max(a, b) elementwise.
+
+    VJP: ga = sum_to(gy * m), gb = sum_to(gy * (1 - m)) with m = [a > b] + [a = b]/2:
+    a tie splits the gradient evenly, as PyTorch does.
+    """
+
+    def forward(self, a, b):
+        return xp_of(a).maximum(a, b)
+
+    def backward(self, gy):
+        a, b = self.inputs[0].data, self.inputs[1].data
+        share = (a > b) + 0.5 * (a == b)
+        mask = Tensor(share.astype(gy.dtype, copy=False))
+        return _reduce_pair(self, gy * mask, gy * (1.0 - mask))
+
+
+class Minimum(Function):
+    """y = min(a, b) elementwise.
+
+    VJP: ga = sum_to(gy * m), gb = sum_to(gy * (1 - m)) with m = [a < b] + [a = b]/2.
+    """
+
+    def forward(self, a, b):
+        return xp_of(a).minimum(a, b)
+
+    def backward(self, gy):
+        a, b = self.inputs[0].data, self.inputs[1].data
+        share = (a < b) + 0.5 * (a == b)
+        mask = Tensor(share.astype(gy.dtype, copy=False))
+        return _reduce_pair(self, gy * mask, gy * (1.0 - mask))
+
+
+class Where(Function):
+    """y = a where cond else b (cond is a constant boolean array).
+
+    VJP: ga = sum_to(where(cond, gy, 0)), gb = sum_to(where(cond, 0, gy)).
+    """
+
+    def __init__(self, condition):
+        self.condition = condition
+
+    def forward(self, a, b):
+        return xp_of(a).where(self.condition, a, b)
+
+    def backward(self, gy):
+        zero = Tensor(xp_of(gy.data).zeros((), dtype=gy.dtype))
+        return _reduce_pair(self, Where(self.condition)(gy, zero), Where(self.condition)(zero, gy))
+
+
+def where(condition, a, b) -> Tensor:
+    """Entries of ``a`` where ``condition`` holds, of ``b`` elsewhere (all three broadcast)."""
+    if isinstance(condition, Tensor):
+        condition = condition.data
+    return Where(condition)(a, b)
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + e^-x), computed without overflow for large |x|.  VJP: gx = gy * y * (1 - y)."""
+
+    def forward(self, x):
+        xp = xp_of(x)
+        # e^-|x| never overflows; pick the algebraically equal form for each sign.
+        e = xp.exp(-xp.abs(x))
+        return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+    def backward(self, gy):
+        y = self.output()
+        return gy * y * (1.0 - y)
+
+
+class Tanh(Function):
+    """y = tanh(x).  VJP: gx = gy * (1 - y^2)."""
+
+    def forward(self, x):
+        return xp_of(x).tanh(x)
+
+    def backward(self, gy):
+        y = self.output()
+        return gy * (1.0 - y * y)
+
+
+class Softplus(Function):
+    """y = log(1 + e^x) = max(x, 0) + log1p(e^-|x|), stable for any x.  VJP: gx = gy * sigmoid(x)."""
+
+    def forward(self, x):
+        xp = xp_of(x)
+        return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+    def backward(self, gy):
+        return gy * Sigmoid()(self.inputs[0])
+
+
+# --- public functions ------------------------------------------------------------------------
+
+
+def add(a, b) -> Tensor:
+    return Add()(a, b)
+
+
+def sub(a, b) -> Tensor:
+    return Sub()(a, b)
+
+
+def mul(a, b) -> Tensor:
+    return Mul()(a, b)
+
+
+def div(a, b) -> Tensor:
+    return Div()(a, b)
+
+
+def neg(x) -> Tensor:
+    return Neg()(x)
+
+
+def exp(x) -> Tensor:
+    return Exp()(x)
+
+
+def log(x) -> Tensor:
+    return Log()(x)
+
+
+def sqrt(x) -> Tensor:
+    return Sqrt()(x)
+
+
+def abs(x) -> Tensor:
+    return Abs()(x)
+
+
+def relu(x) -> Tensor:
+    return ReLU()(x)
+
+
+def leaky_relu(x, negative_slope: float = 0.01) -> Tensor:
+    return LeakyReLU(float(negative_slope))(x)
+
+
+def sigmoid(x) -> Tensor:
+    return Sigmoid()(x)
+
+
+def tanh(x) -> Tensor:
+    return Tanh()(x)
+
+
+def softplus(x, beta: float = 1.0) -> Tensor:
+    """(1/beta) log(1 + e^(beta x)), computed exactly (PyTorch switches to x above a threshold)."""
+    if beta == 1.0:
+        return Softplus()(x)
+    return Softplus()(x * beta) / beta
+
+
+def maximum(a, b) -> Tensor:
+    return Maximum()(a, b)
+
+
+def minimum(a, b) -> Tensor:
+    return Minimum()(a, b)
+
+
+def clip(x, min=None, max=None) -> Tensor:
+    """Entries of x limited to [min, max] (either bound may be None). ``clamp`` is the same."""
+    if min is None and max is None:
+        raise ValueError("clip() needs at least one of min and max")
+    return Clip(None if min is None else float(min), None if max is None else float(max))(x)
+
+
+def _compare(name):
+    def compare(a, b) -> Tensor:
+        """Elementwise comparison; a boolean tensor that carries no gradient."""
+        b = b.data if isinstance(b, Tensor) else b
+        return Tensor(getattr(a.data, name)(b))
+
+    compare.__name__ = name.strip("_")
+    return compare
+
+
+eq, ne, lt, le, gt, ge = (_compare(f"__{n}__") for n in ("eq", "ne", "lt", "le", "gt", "ge"))

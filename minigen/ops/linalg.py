@@ -1,0 +1,44 @@
+"""Matrix product, with NumPy's rules for 1-D operands and broadcast batch dimensions.
+
+Derivation: chapters/03-autograd.md, section "Matrix product".
+"""
+
+from __future__ import annotations
+
+from minigen.autograd import Function
+from minigen.ops.shape import reshape, sum_to, transpose
+from minigen.tensor import Tensor
+
+
+class MatMul(Function):
+    """y = a @ b: y[..., i, j] = sum_k a[..., i, k] b[..., k, j].
+
+    A 1-D a is treated as a row (1, k) and a 1-D b as a column (k, 1), and the added axis is
+    dropped from y, as in NumPy. Batch dimensions broadcast.
+    VJP: ga = sum_to(gy @ b^T, a.shape), gb = sum_to(a^T @ gy, b.shape), where ^T swaps the
+    last two axes and sum_to undoes the broadcasting of batch dimensions.
+    """
+
+    def forward(self, a, b):
+        return a @ b
+
+    def backward(self, gy):
+        a, b = self.inputs
+        need_a, need_b = self.needs_input_grad
+        a2 = a if a.ndim > 1 else reshape(a, (1, a.shape[0]))
+        b2 = b if b.ndim > 1 else reshape(b, (b.shape[0], 1))
+        # gy with the axes that a 1-D operand dropped put back, so it is (..., n, m).
+        core = 2 - (a.ndim == 1) - (b.ndim == 1)
+        gy2 = reshape(gy, gy.shape[: gy.ndim - core] + (a2.shape[-2], b2.shape[-1]))
+        ga = reshape(sum_to(gy2 @ transpose(b2, -1, -2), a2.shape), a.shape) if need_a else None
+        gb = reshape(sum_to(transpose(a2, -1, -2) @ gy2, b2.shape), b.shape) if need_b else None
+        return ga, gb
+
+
+def matmul(a, b) -> Tensor:
+    """a @ b for 1-D, 2-D and batched operands (batch dims broadcast)."""
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul needs operands with at least 1 dimension; got shapes {a.shape} and {b.shape}")
+    if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not match (inner sizes differ)")
+    return MatMul()(a, b)
