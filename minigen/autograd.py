@@ -95,11 +95,15 @@ class Function:
             shapes = " and ".join(str(t.shape) for t in inputs)
             raise ValueError(f"{type(self).__name__} got tensors of shapes {shapes}: {error}") from None
         single = not isinstance(ys, tuple)
-        outputs = tuple(Tensor(y) for y in ((ys,) if single else ys))
+        xp = backend.xp_of(reference)
+        # NumPy returns scalars, not 0-d arrays, from full reductions; Tensor.data is always an array.
+        outputs = tuple(Tensor(y if y.ndim else xp.asarray(y)) for y in ((ys,) if single else ys))
         if _grad_enabled and any(t.requires_grad for t in inputs):
             self.inputs = inputs
             self.needs_input_grad = tuple(t.requires_grad for t in inputs)
             self.outputs = tuple(weakref.ref(y) for y in outputs)
+            if not single:  # to give an output that is gone by backward a zero gradient
+                self.output_specs = tuple((y.shape, y.dtype) for y in outputs)
             for y in outputs:
                 y.requires_grad = True
                 y.creator = self
@@ -122,14 +126,33 @@ class Function:
 
 
 def _as_tensors(operands) -> tuple:
-    reference = next((o for o in operands if isinstance(o, Tensor)), None)
-    if reference is None:
+    """Tensors for all operands, in one floating dtype when any operand is floating.
+
+    As in PyTorch: a number or array operand takes the floating dtype of the tensors (x * 2.0
+    and x * numpy.float64(2) stay float32); an integer tensor meeting a float is cast to it
+    (arange(3) * 0.5 is float32); float32 meeting a float64 *tensor* promotes to float64.
+    """
+    tensors = [o for o in operands if isinstance(o, Tensor)]
+    if not tensors:
         raise TypeError("a Function needs at least one Tensor operand")
-    xp = backend.xp_of(reference.data)
-    dtype = reference.data.dtype
-    if dtype.kind != "f":
-        dtype = None  # an integer tensor with a float constant promotes as NumPy does
-    return tuple(o if isinstance(o, Tensor) else Tensor(xp.asarray(o, dtype=dtype)) for o in operands)
+    if len(tensors) == len(operands) and all(t.data.dtype == tensors[0].data.dtype for t in tensors):
+        return operands
+    floats = [t.data.dtype for t in tensors if t.data.dtype.kind == "f"]
+    if floats:
+        dtype = max(floats, key=lambda d: d.itemsize)
+    elif any(isinstance(o, float) or getattr(o, "dtype", backend.int64).kind == "f" for o in operands):
+        dtype = backend.float32
+    else:
+        dtype = None  # integer and boolean arithmetic follow NumPy
+    xp = backend.xp_of(tensors[0].data)
+    converted = []
+    for o in operands:
+        if not isinstance(o, Tensor):
+            o = Tensor(xp.asarray(o, dtype=dtype))
+        elif dtype is not None and o.data.dtype.kind != "f":
+            o = Tensor(o.data.astype(dtype))
+        converted.append(o)
+    return tuple(converted)
 
 
 # --- the backward sweep --------------------------------------------------------------------
@@ -191,7 +214,7 @@ def _sweep(outputs, grad_outputs, targets, retain_graph, create_graph) -> dict:
         accumulate(y, g)
     order = _topological_order(outputs)
     needed = _needed_nodes(order, targets) if targets is not None else None
-    with (enable_grad() if create_graph else no_grad()):
+    with enable_grad() if create_graph else no_grad():
         for node in reversed(order):
             if needed is not None and id(node) not in needed:
                 continue
@@ -201,26 +224,36 @@ def _sweep(outputs, grad_outputs, targets, retain_graph, create_graph) -> dict:
                 entry = None if y is None else grads.get(id(y))
                 if entry is not None and (targets is None or id(y) not in targets):
                     del grads[id(y)]
-                    if y.retains_grad:
+                    if targets is None and y.retains_grad:  # grad() leaves .grad alone
                         y.grad = entry[1] if y.grad is None else y.grad + entry[1]
                 gys.append(None if entry is None else entry[1])
             if all(g is None for g in gys):
                 continue
             if len(gys) > 1:
-                gys = [g if g is not None else _zeros_like(ref()) for g, ref in zip(gys, node.outputs)]
+                gys = [g if g is not None else _zero_gradient(node, i) for i, g in enumerate(gys)]
             gxs = node.backward(*gys)
             if not isinstance(gxs, tuple):
                 gxs = (gxs,)
             for x, gx in zip(node.inputs, gxs):
                 if gx is not None and x.requires_grad:
-                    accumulate(x, gx)
+                    accumulate(x, _as_dtype_of(x, gx))
             if not retain_graph:
                 node.release()
     return grads
 
 
-def _zeros_like(t: Tensor) -> Tensor:
-    return Tensor(backend.xp_of(t.data).zeros_like(t.data))
+def _zero_gradient(node: Function, index: int) -> Tensor:
+    """Zeros for output ``index`` of a multi-output node (that output may no longer exist)."""
+    shape, dtype = node.output_specs[index]
+    return Tensor(backend.xp_of(node.inputs[0].data).zeros(shape, dtype=dtype))
+
+
+def _as_dtype_of(x: Tensor, g: Tensor) -> Tensor:
+    """``g`` in ``x``'s dtype, as PyTorch: a float32 input mixed with float64 gets a float32 grad.
+
+    ``Tensor.to`` (installed by minigen.ops) is differentiable, so create_graph still works.
+    """
+    return g if g.dtype == x.dtype else g.to(dtype=x.dtype)
 
 
 def _seed_gradient(output: Tensor, gradient) -> Tensor:
@@ -235,7 +268,7 @@ def _seed_gradient(output: Tensor, gradient) -> Tensor:
         gradient = Tensor(backend.xp_of(output.data).asarray(gradient, dtype=output.dtype))
     if gradient.shape != output.shape:
         raise ValueError(f"gradient has shape {gradient.shape} but the output has shape {output.shape}")
-    return gradient
+    return _as_dtype_of(output, gradient)
 
 
 def _check_differentiable(outputs) -> None:

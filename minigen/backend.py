@@ -27,6 +27,7 @@ def as_dtype(dtype):
     """The NumPy dtype object for a name or type ('float32', numpy.float64, ...)."""
     return numpy.dtype(dtype)
 
+
 CUDA_INSTALL_HINT = (
     "install the CuPy wheel that matches your CUDA toolkit: "
     "pip install 'minigen[cuda12]' (cupy-cuda12x) or pip install 'minigen[cuda13]' (cupy-cuda13x)"
@@ -156,4 +157,3 @@ def generator(device: str):
         seed = _generators.get("seed")
         _generators[device] = xp.random.default_rng(seed)
     return _generators[device]
-

@@ -111,7 +111,9 @@ CASES = (
     Case("getitem ints", lambda x: x[tensor([0, 2, 0])], (((3, 2), "real"),), (S.GetItem, S.IndexAdd)),
     Case("getitem mask", lambda x: x[tensor(_MASK)], (((2, 3), "real"),), (S.GetItem, S.IndexAdd)),
     Case("cat", lambda a, b: S.cat([a, b], dim=1), (((2, 1), "real"), ((2, 3), "real")), (S.Concatenate,)),
-    Case("stack", lambda a, b: S.stack([a, b], dim=-1), (((2, 3), "real"), ((2, 3), "real")), (S.Concatenate,)),
+    Case(
+        "stack", lambda a, b: S.stack([a, b], dim=-1), (((2, 3), "real"), ((2, 3), "real")), (S.Concatenate,)
+    ),
     Case("pad", lambda x: S.pad(x, (1, 2, 0, 1)), (((2, 3), "real"),), (S.Pad,)),
     Case("flatten", lambda x: S.flatten(x, 1), (((2, 3, 2), "real"),), (S.Reshape,)),
     Case("squeeze", lambda x: S.squeeze(x, 1), (((2, 1, 3), "real"),), (S.Reshape,)),

@@ -4,7 +4,6 @@ A function's analytic vector-Jacobian product v^T J is compared, for every entry
 input, with the central difference (L(x + h e_i) - L(x - h e_i)) / 2h of the scalar
 L(x) = sum_k <v_k, f_k(x)>, where v is a random cotangent. One random v checks every entry
 of J^T v; a wrong Jacobian entry survives only on a set of v of measure zero.
-Derivations: chapters/04-gradient-checking.md.
 """
 
 from __future__ import annotations
@@ -96,10 +95,8 @@ def compare_gradients(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, worst: int = 5
 
     wanted = [x for x in inputs if isinstance(x, Tensor) and x.requires_grad]
     scalar = projected(*inputs)
-    if scalar.requires_grad:
-        analytic = grad(scalar, wanted, allow_unused=True)
-    else:  # nothing in the outputs depends on the inputs
-        analytic = (None,) * len(wanted)
+    # When nothing in the outputs depends on the inputs, every analytic gradient is zero (None).
+    analytic = grad(scalar, wanted, allow_unused=True) if scalar.requires_grad else (None,) * len(wanted)
     numeric = [g for g in numerical_grad(projected, inputs, eps) if g is not None]
 
     rows, max_abs, max_rel, passed = [], 0.0, 0.0, True
@@ -121,7 +118,9 @@ def compare_gradients(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, worst: int = 5
             passed = passed and bool((error <= allowed).all())
         for flat in error.reshape(-1).argsort()[::-1][:worst]:
             index = tuple(int(i) for i in _unravel(int(flat), a.shape))
-            rows.append((float(error.reshape(-1)[flat]), position, index, a.reshape(-1)[flat], n.reshape(-1)[flat]))
+            rows.append(
+                (float(error.reshape(-1)[flat]), position, index, a.reshape(-1)[flat], n.reshape(-1)[flat])
+            )
     rows.sort(key=lambda r: -r[0])
     lines = [f"{'input':>5}  {'index':<16} {'analytic':>14} {'numeric':>14} {'abs error':>10}"]
     for err, position, index, a_value, n_value in rows[:worst]:

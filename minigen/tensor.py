@@ -121,10 +121,12 @@ class Tensor:
         backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph)
 
     def __repr__(self) -> str:
-        body = repr(backend.to_host(self.data)).replace("array(", "tensor(", 1)
-        if body.endswith(")"):
-            body = body[:-1]
-        extras = []
+        # NumPy names every dtype but float64 and int64; PyTorch names every dtype but its
+        # defaults, float32 and int64. Show what PyTorch would.
+        body = repr(backend.to_host(self.data)).replace("array(", "tensor(", 1)[:-1]
+        body = body.replace("\n" + " " * len("array("), "\n" + " " * len("tensor("))
+        body = body.replace(", dtype=float32", "")
+        extras = ["dtype=float64"] if self.dtype == backend.float64 else []
         if self.device != "cpu":
             extras.append(f"device='{self.device}'")
         if self.creator is not None:

@@ -22,7 +22,13 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 def _devices():
     yield "cpu"
-    yield pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not minigen.cuda_available(), reason="needs CuPy and a GPU")])
+    yield pytest.param(
+        "cuda",
+        marks=[
+            pytest.mark.cuda,
+            pytest.mark.skipif(not minigen.cuda_available(), reason="needs CuPy and a GPU"),
+        ],
+    )
 
 
 @pytest.fixture(params=list(_devices()))

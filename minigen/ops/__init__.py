@@ -27,6 +27,11 @@ def _view(self, *new_shape):
     return shape.reshape(self, *new_shape)
 
 
+def _where(self, condition, other):
+    """PyTorch's ``x.where(condition, other)``: x where condition holds, other elsewhere."""
+    return elementwise.where(condition, self, other)
+
+
 def _float(self):
     return shape.to(self, dtype="float32")
 
@@ -74,6 +79,7 @@ TENSOR_METHODS = {
     "clip": elementwise.clip,
     "clamp": elementwise.clip,
     "maximum": elementwise.maximum,
+    "where": _where,
     "minimum": elementwise.minimum,
     "matmul": linalg.matmul,
     "sum": reduce.sum,

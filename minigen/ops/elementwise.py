@@ -2,11 +2,11 @@
 
 Binary ops broadcast their inputs as NumPy does, so each backward ends with ``sum_to``,
 which sums the gradient over the axes that broadcasting stretched.
-Derivations: chapters/03-autograd.md, section "Elementwise operations".
 """
 
 from __future__ import annotations
 
+from minigen import backend
 from minigen.autograd import Function
 from minigen.backend import xp_of
 from minigen.ops.shape import sum_to
@@ -110,7 +110,7 @@ class Pow(Function):
 
 def pow(a, b) -> Tensor:
     """a ** b: a constant exponent gives the cheaper one-input primitive."""
-    if isinstance(b, Tensor):
+    if isinstance(b, Tensor) or getattr(b, "ndim", 0) > 0:  # an array of exponents broadcasts
         return Pow()(a, b)
     if isinstance(a, Tensor):
         return PowScalar(float(b))(a)  # a NumPy float64 exponent must not upcast float32
@@ -213,37 +213,41 @@ class Clip(_Masked):
         return inside
 
 
-class Maximum(Function):
-    """y = max(a, b) elementwise.
+class _Choose(Function):
+    """Elementwise choice between a and b; the chosen operand gets the gradient.
 
-    VJP: ga = sum_to(gy * m), gb = sum_to(gy * (1 - m)) with m = [a > b] + [a = b]/2:
-    a tie splits the gradient evenly, as PyTorch does.
+    VJP: ga = sum_to(gy * m), gb = sum_to(gy * (1 - m)), where m = 1 where a is chosen, 0
+    where b is, and 1/2 on a tie: a tie splits the gradient evenly, as PyTorch does.
     """
+
+    def a_wins(self, a, b):
+        raise NotImplementedError
+
+    def backward(self, gy):
+        a, b = self.inputs[0].data, self.inputs[1].data
+        share = self.a_wins(a, b) + 0.5 * (a == b)
+        mask = Tensor(share.astype(gy.dtype, copy=False))
+        return _reduce_pair(self, gy * mask, gy * (1.0 - mask))
+
+
+class Maximum(_Choose):
+    """y = max(a, b) elementwise; m = [a > b] + [a = b]/2 (see _Choose)."""
 
     def forward(self, a, b):
         return xp_of(a).maximum(a, b)
 
-    def backward(self, gy):
-        a, b = self.inputs[0].data, self.inputs[1].data
-        share = (a > b) + 0.5 * (a == b)
-        mask = Tensor(share.astype(gy.dtype, copy=False))
-        return _reduce_pair(self, gy * mask, gy * (1.0 - mask))
+    def a_wins(self, a, b):
+        return a > b
 
 
-class Minimum(Function):
-    """y = min(a, b) elementwise.
-
-    VJP: ga = sum_to(gy * m), gb = sum_to(gy * (1 - m)) with m = [a < b] + [a = b]/2.
-    """
+class Minimum(_Choose):
+    """y = min(a, b) elementwise; m = [a < b] + [a = b]/2 (see _Choose)."""
 
     def forward(self, a, b):
         return xp_of(a).minimum(a, b)
 
-    def backward(self, gy):
-        a, b = self.inputs[0].data, self.inputs[1].data
-        share = (a < b) + 0.5 * (a == b)
-        mask = Tensor(share.astype(gy.dtype, copy=False))
-        return _reduce_pair(self, gy * mask, gy * (1.0 - mask))
+    def a_wins(self, a, b):
+        return a < b
 
 
 class Where(Function):
@@ -322,6 +326,9 @@ def mul(a, b) -> Tensor:
 
 
 def div(a, b) -> Tensor:
+    """True division; integer operands divide as float32, as in PyTorch."""
+    if not any(isinstance(o, float) or getattr(o, "dtype", backend.int64).kind == "f" for o in (a, b)):
+        a, b = (o.to(dtype=backend.float32) if isinstance(o, Tensor) else o for o in (a, b))
     return Div()(a, b)
 
 
@@ -386,8 +393,13 @@ def clip(x, min=None, max=None) -> Tensor:
 def _compare(name):
     def compare(a, b) -> Tensor:
         """Elementwise comparison; a boolean tensor that carries no gradient."""
-        b = b.data if isinstance(b, Tensor) else b
-        return Tensor(getattr(a.data, name)(b))
+        other = b.data if isinstance(b, Tensor) else b
+        try:
+            result = getattr(a.data, name)(other)
+        except ValueError as error:
+            shapes = f"{a.shape} and {xp_of(a.data).asarray(other).shape}"
+            raise ValueError(f"{compare.__name__} got tensors of shapes {shapes}: {error}") from None
+        return Tensor(xp_of(a.data).asarray(result))  # a 0-d result is a NumPy scalar otherwise
 
     compare.__name__ = name.strip("_")
     return compare

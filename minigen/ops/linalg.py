@@ -1,7 +1,4 @@
-"""Matrix product, with NumPy's rules for 1-D operands and broadcast batch dimensions.
-
-Derivation: chapters/03-autograd.md, section "Matrix product".
-"""
+"""Matrix product, with NumPy's rules for 1-D operands and broadcast batch dimensions."""
 
 from __future__ import annotations
 
@@ -38,7 +35,9 @@ class MatMul(Function):
 def matmul(a, b) -> Tensor:
     """a @ b for 1-D, 2-D and batched operands (batch dims broadcast)."""
     if a.ndim == 0 or b.ndim == 0:
-        raise ValueError(f"matmul needs operands with at least 1 dimension; got shapes {a.shape} and {b.shape}")
+        raise ValueError(
+            f"matmul needs operands with at least 1 dimension; got shapes {a.shape} and {b.shape}"
+        )
     if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not match (inner sizes differ)")
     return MatMul()(a, b)

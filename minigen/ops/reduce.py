@@ -3,7 +3,6 @@
 Reductions take ``dim`` (an int, a tuple, or None for all axes) and ``keepdim``, as PyTorch;
 NumPy's ``axis``/``keepdims`` spellings are accepted too. Each backward first reshapes the
 gradient to the kept-dims shape, then broadcasts it back over the reduced axes.
-Derivations: chapters/03-autograd.md, section "Reductions and softmax".
 """
 
 from __future__ import annotations
@@ -120,7 +119,9 @@ class LogSumExp(_Reduction):
         m = x.max(axis=self.axes, keepdims=True)
         m = xp.where(xp.isfinite(m), m, 0)  # all -inf (or inf) slices: shift by 0 instead
         y = xp.log(xp.exp(x - m).sum(axis=self.axes, keepdims=True)) + m
-        return y if self.keepdims else y.reshape(tuple(n for i, n in enumerate(x.shape) if i not in self.axes))
+        return (
+            y if self.keepdims else y.reshape(tuple(n for i, n in enumerate(x.shape) if i not in self.axes))
+        )
 
     def backward(self, gy):
         return self.expand(gy) * exp(self.inputs[0] - self.expand(self.output()))
@@ -227,11 +228,13 @@ def log_softmax(x, dim: int = -1) -> Tensor:
     return LogSoftmax(normalize_dims(dim, x.ndim))(x)
 
 
-def argmax(x, dim=None, keepdim=False) -> Tensor:
+def argmax(x, dim=None, keepdim=False, *, axis=None, keepdims=False) -> Tensor:
     """Index of the largest entry (of the flattened tensor when ``dim`` is None); no gradient."""
+    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
     return Tensor(x.data.argmax(axis=dim, keepdims=keepdim))
 
 
-def argmin(x, dim=None, keepdim=False) -> Tensor:
+def argmin(x, dim=None, keepdim=False, *, axis=None, keepdims=False) -> Tensor:
     """Index of the smallest entry (of the flattened tensor when ``dim`` is None); no gradient."""
+    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
     return Tensor(x.data.argmin(axis=dim, keepdims=keepdim))

@@ -1,7 +1,4 @@
-"""Shape primitives: they move, copy or select entries, so their backward moves gradients back.
-
-Derivations: chapters/03-autograd.md, section "Shape operations".
-"""
+"""Shape primitives: they move, copy or select entries, so their backward moves gradients back."""
 
 from __future__ import annotations
 
@@ -11,7 +8,8 @@ from minigen.tensor import Tensor
 
 
 def _normalize_axis(axis: int, ndim: int) -> int:
-    if not -ndim <= axis < max(ndim, 1):
+    # A 0-d tensor accepts dim 0 or -1, as in PyTorch (and reduce.normalize_dims).
+    if not -max(ndim, 1) <= axis < max(ndim, 1):
         raise IndexError(f"dimension {axis} is out of range for a tensor with {ndim} dimensions")
     return axis % max(ndim, 1)
 
@@ -62,15 +60,18 @@ class Permute(Function):
 def permute(x, *dims) -> Tensor:
     """x with dimensions reordered as ``dims`` (a view)."""
     dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-    if sorted(d % max(x.ndim, 1) for d in dims) != list(range(x.ndim)):
+    axes = tuple(_normalize_axis(d, x.ndim) for d in dims) if len(dims) == x.ndim else ()
+    if len(dims) != x.ndim or sorted(axes) != list(range(x.ndim)):
         raise ValueError(f"permute dims {dims} are not a permutation of the {x.ndim} dims of shape {x.shape}")
-    return Permute(tuple(d % x.ndim for d in dims))(x)
+    return Permute(axes)(x)
 
 
 def transpose(x, dim0: int = -2, dim1: int = -1) -> Tensor:
     """x with dimensions ``dim0`` and ``dim1`` swapped (PyTorch's transpose)."""
     axes = list(range(x.ndim))
     dim0, dim1 = _normalize_axis(dim0, x.ndim), _normalize_axis(dim1, x.ndim)
+    if x.ndim == 0:
+        return x
     axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
     return Permute(tuple(axes))(x)
 
@@ -233,7 +234,10 @@ def cat(tensors, dim: int = 0) -> Tensor:
         raise ValueError("cat() cannot join 0-d tensors; use stack()")
     axis = _normalize_axis(dim, ndim)
     for t in tensors[1:]:
-        if t.ndim != ndim or t.shape[:axis] + t.shape[axis + 1 :] != tensors[0].shape[:axis] + tensors[0].shape[axis + 1 :]:
+        if (
+            t.ndim != ndim
+            or t.shape[:axis] + t.shape[axis + 1 :] != tensors[0].shape[:axis] + tensors[0].shape[axis + 1 :]
+        ):
             shapes = ", ".join(str(u.shape) for u in tensors)
             raise ValueError(f"cat() along dim {dim} needs equal shapes elsewhere; got {shapes}")
     return Concatenate(axis)(*tensors)
@@ -263,7 +267,7 @@ def squeeze(x, dim: int | None = None) -> Tensor:
         shape = tuple(n for n in x.shape if n != 1)
     else:
         dim = _normalize_axis(dim, x.ndim)
-        shape = x.shape[:dim] + x.shape[dim + 1 :] if x.shape[dim] == 1 else x.shape
+        shape = x.shape[:dim] + x.shape[dim + 1 :] if x.ndim and x.shape[dim] == 1 else x.shape
     return reshape(x, shape)
 
 
@@ -272,6 +276,8 @@ def flatten(x, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     if x.ndim == 0:
         return reshape(x, (1,))
     start, end = _normalize_axis(start_dim, x.ndim), _normalize_axis(end_dim, x.ndim)
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (shape {x.shape})")
     merged = 1
     for n in x.shape[start : end + 1]:
         merged *= n
@@ -334,6 +340,8 @@ def to(x, device=None, dtype=None) -> Tensor:
 
     Like PyTorch's ``.to``, the copy is differentiable: the gradient flows back to x.
     """
+    if device is not None and dtype is None and not isinstance(device, str):
+        device, dtype = None, device  # x.to(minigen.float64), as PyTorch's x.to(torch.float64)
     if device is not None:
         device = backend.normalize_device(device)
         backend.array_module(device)

@@ -47,7 +47,9 @@ def arrays(draw, shape, domain: str = "real", dtype=numpy.float64, contiguous: b
     layout of the same values, the layout a ``permute`` produces.
     """
     if domain not in _BOUNDS:
-        raise ValueError(f"unknown domain {domain!r}; expected one of {', '.join(_BOUNDS)} (or distinct_arrays)")
+        raise ValueError(
+            f"unknown domain {domain!r}; expected one of {', '.join(_BOUNDS)} (or distinct_arrays)"
+        )
     low, high = _BOUNDS[domain]
     elements = st.floats(low, high, allow_nan=False, allow_infinity=False)
     if domain == "nonzero":
@@ -90,7 +92,9 @@ def reduction_dims(draw, ndim: int):
 
 
 @st.composite
-def conv_configs(draw, max_batch: int = 2, max_channels: int = 3, max_size: int = 7, transposed: bool = False):
+def conv_configs(
+    draw, max_batch: int = 2, max_channels: int = 3, max_size: int = 7, transposed: bool = False
+):
     """A valid 2-D (transposed) convolution setting as a dict: batch, in/out channels, input
     height/width, kernel, stride, padding, dilation (pairs), and output_padding when transposed.
     Every drawn setting has an output of at least 1x1."""
@@ -108,7 +112,11 @@ def conv_configs(draw, max_batch: int = 2, max_channels: int = 3, max_size: int 
     )
     size = []
     for k, s, p, d in zip(config["kernel_size"], config["stride"], config["padding"], config["dilation"]):
-        smallest = max(1, d * (k - 1) + 1 - 2 * p) if not transposed else 1
+        span = d * (k - 1) + 1  # the extent of the dilated kernel
+        if transposed:  # output (n - 1) s - 2p + span (+ output_padding) must be at least 1
+            smallest = 1 + max(0, -(-(2 * p + 1 - span) // s))
+        else:  # output (n + 2p - span) // s + 1 must be at least 1
+            smallest = max(1, span - 2 * p)
         size.append(draw(st.integers(smallest, max(smallest, max_size))))
     config["input_size"] = tuple(size)
     if transposed:

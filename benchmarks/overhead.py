@@ -1,0 +1,146 @@
+"""Per-op overhead of the autograd engine, next to raw NumPy and (when installed) PyTorch CPU.
+
+For small arrays an op's cost is bookkeeping, not arithmetic: this measures, in microseconds,
+one forward and backward of a small op in minigen, the same arithmetic written directly in
+NumPy (forward and hand-written backward), minigen's forward under no_grad, and PyTorch.
+
+    python benchmarks/overhead.py [--size 16] [--repeat 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import timeit
+
+import numpy as np
+
+import minigen
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+try:
+    from threadpoolctl import threadpool_limits
+except ImportError:
+    threadpool_limits = None
+
+
+def _time_us(fn, repeat: int) -> float:
+    """Median over ``repeat`` rounds of the mean time of one call, in microseconds."""
+    timer = timeit.Timer(fn)
+    number, _ = timer.autorange()
+    rounds = sorted(timer.repeat(repeat=repeat, number=number))
+    return rounds[len(rounds) // 2] / number * 1e6
+
+
+def _cases(n: int):
+    """(name, minigen fn of tensors, numpy fn of arrays, torch fn of tensors, input shapes).
+
+    Each NumPy function does the arithmetic of the whole timed step: the op, the .sum() of its
+    result, the gradient of that sum (ones) and the op's hand-written backward.
+    """
+
+    def np_add(a, b):
+        y = a + b
+        y.sum()
+        g = np.ones_like(y)
+        return g.copy(), g.copy()
+
+    def np_mul(a, b):
+        y = a * b
+        y.sum()
+        g = np.ones_like(y)
+        return g * b, g * a
+
+    def np_exp(a):
+        y = np.exp(a)
+        y.sum()
+        return np.ones_like(y) * y
+
+    def np_tanh(a):
+        y = np.tanh(a)
+        y.sum()
+        return np.ones_like(y) * (1 - y * y)
+
+    def np_matmul(a, b):
+        y = a @ b
+        y.sum()
+        g = np.ones_like(y)
+        return g @ b.T, a.T @ g
+
+    def np_sum(a):
+        a.sum().sum()
+        return np.broadcast_to(np.ones((), a.dtype), a.shape).copy()
+
+    return [
+        ("add", lambda a, b: a + b, np_add, lambda a, b: a + b, [(n,), (n,)]),
+        ("mul", lambda a, b: a * b, np_mul, lambda a, b: a * b, [(n,), (n,)]),
+        ("exp", lambda a: a.exp(), np_exp, lambda a: a.exp(), [(n,)]),
+        ("tanh", lambda a: a.tanh(), np_tanh, lambda a: a.tanh(), [(n,)]),
+        ("matmul", lambda a, b: a @ b, np_matmul, lambda a, b: a @ b, [(n, n), (n, n)]),
+        ("sum", lambda a: a.sum(), np_sum, lambda a: a.sum(), [(n, n)]),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=16, help="side of the small arrays (default 16)")
+    parser.add_argument("--repeat", type=int, default=7, help="timing rounds; the median is shown")
+    args = parser.parse_args()
+
+    if torch is not None:
+        torch.set_num_threads(1)
+    limits = threadpool_limits(1) if threadpool_limits is not None else None
+    rng = np.random.default_rng(0)
+    rows = []
+    for name, mg_fn, np_fn, torch_fn, shapes in _cases(args.size):
+        arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+        tensors = [minigen.tensor(a, requires_grad=True) for a in arrays]
+
+        def minigen_step(tensors=tensors, mg_fn=mg_fn):
+            mg_fn(*tensors).sum().backward()
+
+        def minigen_forward(tensors=tensors, mg_fn=mg_fn):
+            with minigen.no_grad():
+                mg_fn(*tensors)
+
+        row = {
+            "op": name,
+            "numpy": _time_us(lambda arrays=arrays, np_fn=np_fn: np_fn(*arrays), args.repeat),
+            "minigen": _time_us(minigen_step, args.repeat),
+            "minigen no_grad fwd": _time_us(minigen_forward, args.repeat),
+        }
+        if torch is not None:
+            ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+            row["torch"] = _time_us(
+                lambda ts=ts, torch_fn=torch_fn: torch_fn(*ts).sum().backward(), args.repeat
+            )
+        rows.append(row)
+    if limits is not None:
+        limits.unregister()
+
+    columns = ["numpy", "minigen", "minigen no_grad fwd"] + (["torch"] if torch is not None else [])
+    print(f"per-op forward+backward, float32, arrays of side {args.size}, 1 thread, microseconds (median)")
+    print(
+        f"python {platform.python_version()}, numpy {np.__version__}, minigen {minigen.__version__}"
+        + (f", torch {torch.__version__}" if torch is not None else ", torch not installed")
+    )
+    header = f"{'op':<8}" + "".join(f"{c:>22}" for c in columns) + f"{'minigen / numpy':>18}"
+    if torch is not None:
+        header += f"{'minigen / torch':>18}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        line = f"{row['op']:<8}" + "".join(f"{row[c]:>22.1f}" for c in columns)
+        line += f"{row['minigen'] / row['numpy']:>18.1f}"
+        if torch is not None:
+            line += f"{row['minigen'] / row['torch']:>18.2f}"
+        print(line)
+    print("\nEvery column times the op, a .sum() of its result and the backward of both.")
+
+
+if __name__ == "__main__":
+    main()
