@@ -10,30 +10,11 @@ NumPy (forward and hand-written backward), minigen's forward under no_grad, and 
 from __future__ import annotations
 
 import argparse
-import platform
-import timeit
 
 import numpy as np
+from harness import threads, time_us, torch, versions
 
 import minigen
-
-try:
-    import torch
-except ImportError:
-    torch = None
-
-try:
-    from threadpoolctl import threadpool_limits
-except ImportError:
-    threadpool_limits = None
-
-
-def _time_us(fn, repeat: int) -> float:
-    """Median over ``repeat`` rounds of the mean time of one call, in microseconds."""
-    timer = timeit.Timer(fn)
-    number, _ = timer.autorange()
-    rounds = sorted(timer.repeat(repeat=repeat, number=number))
-    return rounds[len(rounds) // 2] / number * 1e6
 
 
 def _cases(n: int):
@@ -91,43 +72,36 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7, help="timing rounds; the median is shown")
     args = parser.parse_args()
 
-    if torch is not None:
-        torch.set_num_threads(1)
-    limits = threadpool_limits(1) if threadpool_limits is not None else None
     rng = np.random.default_rng(0)
     rows = []
-    for name, mg_fn, np_fn, torch_fn, shapes in _cases(args.size):
-        arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]
-        tensors = [minigen.tensor(a, requires_grad=True) for a in arrays]
+    with threads(1):
+        for name, mg_fn, np_fn, torch_fn, shapes in _cases(args.size):
+            arrays = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+            tensors = [minigen.tensor(a, requires_grad=True) for a in arrays]
 
-        def minigen_step(tensors=tensors, mg_fn=mg_fn):
-            mg_fn(*tensors).sum().backward()
+            def minigen_step(tensors=tensors, mg_fn=mg_fn):
+                mg_fn(*tensors).sum().backward()
 
-        def minigen_forward(tensors=tensors, mg_fn=mg_fn):
-            with minigen.no_grad():
-                mg_fn(*tensors)
+            def minigen_forward(tensors=tensors, mg_fn=mg_fn):
+                with minigen.no_grad():
+                    mg_fn(*tensors)
 
-        row = {
-            "op": name,
-            "numpy": _time_us(lambda arrays=arrays, np_fn=np_fn: np_fn(*arrays), args.repeat),
-            "minigen": _time_us(minigen_step, args.repeat),
-            "minigen no_grad fwd": _time_us(minigen_forward, args.repeat),
-        }
-        if torch is not None:
-            ts = [torch.tensor(a, requires_grad=True) for a in arrays]
-            row["torch"] = _time_us(
-                lambda ts=ts, torch_fn=torch_fn: torch_fn(*ts).sum().backward(), args.repeat
-            )
-        rows.append(row)
-    if limits is not None:
-        limits.unregister()
+            row = {
+                "op": name,
+                "numpy": time_us(lambda arrays=arrays, np_fn=np_fn: np_fn(*arrays), args.repeat),
+                "minigen": time_us(minigen_step, args.repeat),
+                "minigen no_grad fwd": time_us(minigen_forward, args.repeat),
+            }
+            if torch is not None:
+                ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+                row["torch"] = time_us(
+                    lambda ts=ts, torch_fn=torch_fn: torch_fn(*ts).sum().backward(), args.repeat
+                )
+            rows.append(row)
 
     columns = ["numpy", "minigen", "minigen no_grad fwd"] + (["torch"] if torch is not None else [])
     print(f"per-op forward+backward, float32, arrays of side {args.size}, 1 thread, microseconds (median)")
-    print(
-        f"python {platform.python_version()}, numpy {np.__version__}, minigen {minigen.__version__}"
-        + (f", torch {torch.__version__}" if torch is not None else ", torch not installed")
-    )
+    print(versions())
     header = f"{'op':<8}" + "".join(f"{c:>22}" for c in columns) + f"{'minigen / numpy':>18}"
     if torch is not None:
         header += f"{'minigen / torch':>18}"

@@ -1,10 +1,11 @@
 """minigen: a from-scratch deep-learning library for learning how generative models work.
 
 The public face mirrors PyTorch's names: ``minigen.tensor``, ``minigen.randn``,
-``x.backward()``, ``minigen.no_grad()``, ``minigen.grad(...)``.
+``x.backward()``, ``minigen.no_grad()``, ``minigen.grad(...)``, ``minigen.nn``,
+``minigen.functional``, ``minigen.optim``, ``minigen.save`` / ``minigen.load``.
 """
 
-from minigen import ops
+from minigen import functional, nn, ops, optim
 from minigen.autograd import Function, enable_grad, grad, is_grad_enabled, no_grad
 from minigen.backend import (
     bool_,
@@ -30,6 +31,7 @@ from minigen.creation import (
     zeros,
     zeros_like,
 )
+from minigen.io import load, save
 from minigen.ops.elementwise import (
     abs,
     add,
@@ -109,6 +111,7 @@ __all__ = [
     "float32",
     "float64",
     "full",
+    "functional",
     "full_like",
     "ge",
     "grad",
@@ -119,6 +122,7 @@ __all__ = [
     "log",
     "log_softmax",
     "logsumexp",
+    "load",
     "lt",
     "manual_seed",
     "matmul",
@@ -130,10 +134,12 @@ __all__ = [
     "mul",
     "ne",
     "neg",
+    "nn",
     "no_grad",
     "ones",
     "ones_like",
     "ops",
+    "optim",
     "permute",
     "pow",
     "rand",
@@ -141,6 +147,7 @@ __all__ = [
     "randn",
     "randn_like",
     "relu",
+    "save",
     "reshape",
     "set_default_device",
     "sigmoid",

@@ -125,6 +125,24 @@ class Function:
         self.released = True
 
 
+def clear_grad(t: Tensor, set_to_none: bool = True) -> None:
+    """Forget ``t.grad``: set it to None, or (``set_to_none=False``) fill it with zeros.
+
+    Zeros are written into the gradient's array when it is a writeable array of its own; a
+    gradient that is part of a graph, or a read-only or shared view (backward can hand out
+    broadcast views, or the caller's own tensor), is replaced by a fresh zero array instead.
+    """
+    g = t.grad
+    if g is None:
+        return
+    if set_to_none:
+        t.grad = None
+    elif g.creator is None and g.data.base is None and getattr(g.data.flags, "writeable", True):
+        g.data.fill(0)
+    else:
+        t.grad = Tensor(backend.xp_of(t.data).zeros_like(t.data))
+
+
 def _as_tensors(operands) -> tuple:
     """Tensors for all operands, in one floating dtype when any operand is floating.
 

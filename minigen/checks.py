@@ -12,10 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from minigen import backend
+from minigen.autograd import grad
 from minigen.creation import rand, randn, tensor
 from minigen.gradcheck import GradcheckReport, compare_gradients, first_order, second_order_inputs
+from minigen.ops import conv as C
 from minigen.ops import elementwise as E
 from minigen.ops import linalg as L
+from minigen.ops import losses as LOSS
+from minigen.ops import normalization as NORM
+from minigen.ops import pooling as P
 from minigen.ops import reduce as R
 from minigen.ops import shape as S
 from minigen.tensor import Tensor
@@ -63,6 +68,16 @@ class Case:
 
 
 _MASK = ((True, False, True), (False, False, True))
+
+
+def _max_pool2d_input_grad(g):
+    """max_pool2d's input gradient as a function of the output gradient g, so that
+    MaxPool2dBackward is recorded; the input is a fixed shuffle of 0..71 (no ties)."""
+    shuffle = [(7 * i) % 72 for i in range(72)]
+    x = tensor(shuffle, dtype=g.dtype, device=g.device).reshape(1, 2, 6, 6).requires_grad_()
+    (gx,) = grad(P.max_pool2d(x, 3, stride=2, padding=1, ceil_mode=True), x, g, create_graph=True)
+    return gx
+
 
 CASES = (
     Case("add", lambda a, b: a + b, (((3, 1, 4), "real"), ((2, 4), "real")), (E.Add,)),
@@ -119,6 +134,87 @@ CASES = (
     Case("squeeze", lambda x: S.squeeze(x, 1), (((2, 1, 3), "real"),), (S.Reshape,)),
     Case("unsqueeze", lambda x: S.unsqueeze(x, 0), (((2, 3), "real"),), (S.Reshape,)),
     Case("to device", lambda x: S.Convert("cpu", None)(x), (((2, 3), "real"),), (S.Convert,)),
+    Case(
+        "conv2d",
+        lambda x, w, b: C.conv2d(x, w, b, stride=(2, 1), padding=(1, 2), dilation=(1, 2)),
+        (((2, 2, 5, 4), "real"), ((3, 2, 3, 2), "real"), ((3,), "real")),
+        (C.Conv2d,),
+    ),
+    Case(
+        "conv_transpose2d",
+        lambda x, w, b: C.conv_transpose2d(
+            x, w, b, stride=(2, 1), padding=(1, 0), output_padding=(1, 1), dilation=(1, 2)
+        ),
+        (((2, 2, 3, 3), "real"), ((2, 3, 2, 3), "real"), ((3,), "real")),
+        (C.ConvTranspose2d,),
+    ),
+    Case(
+        "conv2d weight grad",
+        lambda x, g: C.Conv2dWeightGrad((3, 2), (2, 1), (1, 2), (1, 2))(x, g),
+        (((2, 2, 5, 4), "real"), ((2, 3, 3, 6), "real")),
+        (C.Conv2dWeightGrad,),
+    ),
+    Case(
+        "max_pool2d",
+        lambda x: P.max_pool2d(x, (3, 2), stride=(2, 1), padding=1, dilation=(1, 2), ceil_mode=True),
+        (((2, 2, 6, 5), "distinct"),),
+        (P.MaxPool2d,),
+    ),
+    Case(
+        "max_pool2d backward",
+        _max_pool2d_input_grad,
+        (((1, 2, 4, 4), "real"),),
+        (P.MaxPool2dBackward,),
+    ),
+    Case(
+        "avg_pool2d",
+        lambda x: P.avg_pool2d(x, (3, 2), stride=(2, 1), padding=1, ceil_mode=True, count_include_pad=False),
+        (((2, 2, 6, 5), "real"),),
+        (P.AvgPool2d,),
+    ),
+    Case(
+        "avg_pool2d count_include_pad",
+        lambda x: P.avg_pool2d(x, 3, stride=2, padding=1, ceil_mode=True),
+        (((1, 2, 6, 6), "real"),),
+        (P.AvgPool2d,),
+    ),
+    Case(
+        "batch_norm 2-D",
+        lambda x: NORM.batch_norm(x, None, None, training=True),
+        (((4, 3), "real"),),
+        (NORM.BatchNorm,),
+    ),
+    Case(
+        "batch_norm 4-D affine",
+        lambda x, w, b: NORM.batch_norm(x, None, None, w, b, training=True),
+        (((2, 3, 2, 2), "real"), ((3,), "real"), ((3,), "real")),
+        (NORM.BatchNorm,),
+    ),
+    Case(
+        "binary_cross_entropy",
+        lambda x, y: LOSS.binary_cross_entropy(x, y, reduction="none"),
+        (((2, 3), "unit"), ((2, 3), "unit")),
+        (LOSS.BinaryCrossEntropy,),
+    ),
+    Case(
+        "binary_cross_entropy_with_logits",
+        lambda x, y: LOSS.binary_cross_entropy_with_logits(x, y, reduction="none"),
+        (((2, 3), "real"), ((2, 3), "unit")),
+        (LOSS.BinaryCrossEntropyWithLogits,),
+    ),
+    Case(
+        "bce_with_logits pos_weight",
+        lambda x, y, p: LOSS.binary_cross_entropy_with_logits(x, y, reduction="none", pos_weight=p),
+        (((2, 3), "real"), ((2, 3), "unit"), ((3,), "positive")),
+        (LOSS.BinaryCrossEntropyWithLogits,),
+    ),
+    Case(
+        "cross_entropy",
+        lambda x: LOSS.cross_entropy(x, tensor([2, 0, -100]), label_smoothing=0.1),
+        (((3, 4), "real"),),
+        (R.LogSoftmax, E.Where),
+    ),
+    Case("mse_loss", lambda x, y: LOSS.mse_loss(x, y), (((2, 3), "real"), ((2, 3), "real")), (E.Sub,)),
 )
 
 

@@ -1,11 +1,79 @@
 """minigen.functional (import as F): the functions layers are built from, by PyTorch's names.
 
-Activations and softmax-family functions are the primitives in ``minigen.ops``; this module
-gathers them under the names ``torch.nn.functional`` uses.
+Most are primitives (and losses composed of them) from ``minigen.ops``, gathered under the
+names ``torch.nn.functional`` uses; ``linear`` and ``dropout`` are composed here.
 """
 
-from minigen.ops.elementwise import leaky_relu, relu, sigmoid, softplus, tanh
-from minigen.ops.reduce import log_softmax, logsumexp, softmax
-from minigen.ops.shape import pad
+from __future__ import annotations
 
-__all__ = ["leaky_relu", "log_softmax", "logsumexp", "pad", "relu", "sigmoid", "softmax", "softplus", "tanh"]
+from minigen.creation import rand
+from minigen.ops.conv import conv2d, conv_transpose2d
+from minigen.ops.elementwise import leaky_relu, relu, sigmoid, softplus, tanh
+from minigen.ops.linalg import matmul
+from minigen.ops.losses import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    mse_loss,
+    nll_loss,
+)
+from minigen.ops.normalization import batch_norm
+from minigen.ops.pooling import avg_pool2d, max_pool2d
+from minigen.ops.reduce import log_softmax, logsumexp, softmax
+from minigen.ops.shape import pad, transpose
+from minigen.tensor import Tensor
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x W^T + b, for x of shape (..., in), W of shape (out, in) and b of shape (out,).
+
+    VJPs (from matmul's and the broadcast add's): gx = gy W, gW = gy^T x summed over the
+    leading dims, gb = gy summed over the leading dims.
+    """
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {weight.shape}")
+    if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"linear: input of shape {input.shape} does not end in in_features={weight.shape[1]} "
+            f"of the weight of shape {weight.shape}"
+        )
+    y = matmul(input, transpose(weight, 0, 1))
+    return y if bias is None else y + bias
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """In training, y = x * m / (1 - p) with m ~ Bernoulli(1 - p) drawn per entry, so that
+    E[y] = x; otherwise y = x.  VJP: gx = gy * m / (1 - p) (the same mask)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    keep = rand(*input.shape, dtype=input.dtype, device=input.device).data >= p
+    return input * Tensor(keep.astype(input.dtype) * (1.0 / (1.0 - p)))
+
+
+__all__ = [
+    "avg_pool2d",
+    "conv2d",
+    "conv_transpose2d",
+    "max_pool2d",
+    "batch_norm",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "dropout",
+    "leaky_relu",
+    "linear",
+    "log_softmax",
+    "logsumexp",
+    "mse_loss",
+    "nll_loss",
+    "pad",
+    "relu",
+    "sigmoid",
+    "softmax",
+    "softplus",
+    "tanh",
+]

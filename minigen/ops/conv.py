@@ -1,0 +1,264 @@
+"""2-D convolution and transposed convolution (NCHW, PyTorch weight layouts) by im2col.
+
+``im2col`` copies every kernel position's view of the (padded) input into one array with
+kh*kw strided slices, so a convolution becomes one matrix product; ``col2im`` is its adjoint
+and adds the columns back. Both are plain array code, so they run unchanged on CuPy.
+
+Three Functions close under differentiation. With c = conv2d(x, w) and t = conv_transpose2d,
+conv_transpose2d(., w) is the adjoint of conv2d(., w) (its input gradient) and vice versa, and
+the weight gradient of both is one bilinear map W(x, g) (``Conv2dWeightGrad``) whose VJPs are
+again conv2d and conv_transpose2d. Chapter 06 derives these identities.
+"""
+
+from __future__ import annotations
+
+from minigen.autograd import Function
+from minigen.backend import xp_of
+from minigen.ops.shape import reshape
+from minigen.tensor import Tensor
+
+# --- window geometry and the two array helpers ------------------------------------------------
+
+
+def as_pair(value, name: str) -> tuple[int, int]:
+    """(height, width) from an int or a pair of ints, as PyTorch's conv and pool arguments."""
+    pair = (
+        (value, value) if isinstance(value, int) else tuple(value) if isinstance(value, (tuple, list)) else ()
+    )
+    if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
+        raise ValueError(f"{name} must be an int or a pair of ints; got {value!r}")
+    return pair
+
+
+def output_size(size: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
+    """Windows along one axis: floor((size + 2 padding - dilation (kernel - 1) - 1) / stride) + 1."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def transposed_output_size(size, kernel, stride, padding, dilation, output_padding) -> int:
+    """Pixels along one axis of conv_transpose2d's output:
+    (size - 1) stride - 2 padding + dilation (kernel - 1) + output_padding + 1."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+def _window(k: int, out: int, stride: int, dilation: int) -> slice:
+    """The padded positions that kernel offset ``k`` sees in the ``out`` windows along one axis."""
+    start = k * dilation
+    return slice(start, start + (out - 1) * stride + 1, stride)
+
+
+def _padded_shape(size, out, kernel, stride, padding, dilation) -> tuple:
+    """Spatial extent of the padded buffer: left padding plus the input, extended on the right
+    as far as the last window reaches (past the right padding for ceil-mode pooling, short of
+    it when the last rows fall between strides and are never read)."""
+    return tuple(
+        max(n + p, (o - 1) * s + d * (k - 1) + 1)
+        for n, o, k, s, p, d in zip(size, out, kernel, stride, padding, dilation)
+    )
+
+
+def im2col(x, kernel, out, stride, padding, dilation, fill=0.0):
+    """cols[n, c, i, j, p, q] = x_pad[n, c, i dh + p sh, j dw + q sw], of shape (N, C, kh, kw, *out).
+
+    ``x_pad`` is x with ``padding`` rows/columns of ``fill`` before it and as many after as the
+    ``out`` windows need. One strided slice per kernel offset (i, j); no loop over pixels.
+    """
+    xp = xp_of(x)
+    n, c, *size = x.shape
+    extent = _padded_shape(size, out, kernel, stride, padding, dilation)
+    widths = ((0, 0), (0, 0)) + tuple((p, e - s - p) for s, e, p in zip(size, extent, padding))
+    if any(w != (0, 0) for w in widths):
+        x = xp.pad(x, widths, mode="constant", constant_values=fill)
+    cols = xp.empty((n, c, *kernel, *out), dtype=x.dtype)
+    for i in range(kernel[0]):
+        rows = _window(i, out[0], stride[0], dilation[0])
+        for j in range(kernel[1]):
+            cols[:, :, i, j] = x[:, :, rows, _window(j, out[1], stride[1], dilation[1])]
+    return cols
+
+
+def col2im(cols, size, stride, padding, dilation):
+    """The adjoint of ``im2col``: x[n, c, h, w] = sum of the cols entries that im2col copied
+    from position (h, w), for cols of shape (N, C, kh, kw, OH, OW) and an input of spatial
+    ``size``; what lands in the padding is dropped."""
+    xp = xp_of(cols)
+    n, c, kh, kw, *out = cols.shape
+    extent = _padded_shape(size, out, (kh, kw), stride, padding, dilation)
+    x = xp.zeros((n, c, *extent), dtype=cols.dtype)
+    for i in range(kh):
+        rows = _window(i, out[0], stride[0], dilation[0])
+        for j in range(kw):
+            # The positions of one kernel offset are distinct, so += adds each entry once.
+            x[:, :, rows, _window(j, out[1], stride[1], dilation[1])] += cols[:, :, i, j]
+    (top, left), (h, w) = padding, size
+    return x[:, :, top : top + h, left : left + w]
+
+
+# --- the three Functions -------------------------------------------------------------------------
+
+
+class _Convolution(Function):
+    """Settings shared by the three: stride, padding, dilation (pairs) and ``size``, the spatial
+    size (height, width) of the output, given explicitly so that each Function can produce the
+    exact shape its adjoint started from."""
+
+    def __init__(self, size, stride, padding, dilation):
+        self.size, self.stride, self.padding, self.dilation = tuple(size), stride, padding, dilation
+
+    def geometry(self) -> tuple:
+        return self.stride, self.padding, self.dilation
+
+
+class Conv2d(_Convolution):
+    """y[n, o, p, q] = sum_{c, i, j} w[o, c, i, j] x_pad[n, c, p sh + i dh, q sw + j dw]
+    (cross-correlation, as PyTorch), for x (N, C, H, W), w (O, C, kh, kw), y (N, O, *size).
+
+    Computed as the matrix product w (O, C kh kw) @ im2col(x) (N, C kh kw, OH OW).
+    VJP: gx = conv_transpose2d(gy, w) back to x's size; gw = W(x, gy) (``Conv2dWeightGrad``).
+    """
+
+    def forward(self, x, w):
+        cols = im2col(x, w.shape[2:], self.size, *self.geometry())
+        n, o = x.shape[0], w.shape[0]
+        y = xp_of(x).matmul(w.reshape(o, -1), cols.reshape(n, -1, self.size[0] * self.size[1]))
+        return y.reshape(n, o, *self.size)
+
+    def backward(self, gy):
+        x, w = self.inputs
+        need_x, need_w = self.needs_input_grad
+        gx = ConvTranspose2d(x.shape[2:], *self.geometry())(gy, w) if need_x else None
+        gw = Conv2dWeightGrad(w.shape[2:], *self.geometry())(x, gy) if need_w else None
+        return gx, gw
+
+
+class ConvTranspose2d(_Convolution):
+    """y = col2im(w^T x): y[n, o, p sh + i dh - ph, q sw + j dw - pw] += sum_c x[n, c, p, q] w[c, o, i, j]
+    for x (N, C, H, W), w (C, O, kh, kw), y (N, O, *size): each input pixel stamps its
+    weighted kernel onto the output. It is the adjoint of conv2d: <t(x, w), z> = <x, c(z, w)>.
+
+    VJP: gx = conv2d(gy, w) (to x's size); gw = W(gy, x), the conv2d weight gradient with the
+    roles of input and output swapped (gw[c, o] pairs x's channel c with y's channel o).
+    """
+
+    def forward(self, x, w):
+        n, c, h, width = x.shape
+        kh, kw = w.shape[2:]
+        cols = xp_of(x).matmul(w.reshape(c, -1).T, x.reshape(n, c, h * width))
+        return col2im(cols.reshape(n, w.shape[1], kh, kw, h, width), self.size, *self.geometry())
+
+    def backward(self, gy):
+        x, w = self.inputs
+        need_x, need_w = self.needs_input_grad
+        gx = Conv2d(x.shape[2:], *self.geometry())(gy, w) if need_x else None
+        gw = Conv2dWeightGrad(w.shape[2:], *self.geometry())(gy, x) if need_w else None
+        return gx, gw
+
+
+class Conv2dWeightGrad(_Convolution):
+    """W(x, g)[o, c, i, j] = sum_{n, p, q} g[n, o, p, q] x_pad[n, c, p sh + i dh, q sw + j dw]:
+    the weight gradient of conv2d at input x and output gradient g; ``size`` is (kh, kw).
+
+    It is bilinear, with <W(x, g), v> = <g, conv2d(x, v)>, so for a cotangent v of w's shape
+    VJP: gx = conv_transpose2d(g, v) (to x's size); gg = conv2d(x, v) (to g's size).
+    """
+
+    def forward(self, x, g):
+        cols = im2col(x, self.size, g.shape[2:], *self.geometry())
+        return xp_of(x).tensordot(g, cols, axes=((0, 2, 3), (0, 4, 5)))
+
+    def backward(self, gw):
+        x, g = self.inputs
+        need_x, need_g = self.needs_input_grad
+        gx = ConvTranspose2d(x.shape[2:], *self.geometry())(g, gw) if need_x else None
+        gg = Conv2d(g.shape[2:], *self.geometry())(x, gw) if need_g else None
+        return gx, gg
+
+
+# --- public functions ------------------------------------------------------------------------------
+
+
+def _settings(name, stride, padding, dilation, groups) -> tuple:
+    """Validated (stride, padding, dilation) pairs for ``name`` (errors name the culprit)."""
+    if groups != 1:
+        raise ValueError(f"{name}: only groups=1 is supported; got groups={groups}")
+    stride, padding, dilation = (
+        as_pair(v, n) for v, n in ((stride, "stride"), (padding, "padding"), (dilation, "dilation"))
+    )
+    if min(stride) < 1 or min(dilation) < 1:
+        raise ValueError(
+            f"{name}: stride and dilation must be positive; got stride={stride}, dilation={dilation}"
+        )
+    if min(padding) < 0:
+        raise ValueError(f"{name}: padding must be non-negative; got {padding}")
+    return stride, padding, dilation
+
+
+def _check_shapes(name, input, weight, in_axis: int, out_axis: int, bias) -> None:
+    layout = "(out_c, in_c, kh, kw)" if in_axis == 1 else "(in_c, out_c, kh, kw)"
+    if input.ndim != 4:
+        raise ValueError(f"{name} expects a 4-D input (N, C, H, W); got shape {input.shape}")
+    if weight.ndim != 4:
+        raise ValueError(f"{name} expects a 4-D weight {layout}; got shape {weight.shape}")
+    if input.shape[1] != weight.shape[in_axis]:
+        raise ValueError(
+            f"{name}: input of shape {input.shape} has {input.shape[1]} channels but the weight of "
+            f"shape {weight.shape} {layout} expects {weight.shape[in_axis]}"
+        )
+    if bias is not None and bias.shape != (weight.shape[out_axis],):
+        raise ValueError(
+            f"{name}: bias must have shape ({weight.shape[out_axis]},) for weight of shape "
+            f"{weight.shape}; got {bias.shape}"
+        )
+
+
+def _check_output(name, out, input, weight) -> None:
+    if min(out) < 1:
+        raise ValueError(
+            f"{name}: output would be {out[0]}x{out[1]} for input of shape {input.shape} and weight "
+            f"of shape {weight.shape}; it must be at least 1x1 (the dilated kernel is larger than "
+            "the padded input)"
+        )
+
+
+def _add_bias(y, bias) -> Tensor:
+    return y if bias is None else y + reshape(bias, (1, -1, 1, 1))
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    """2-D convolution (cross-correlation) of an (N, C, H, W) input with an (O, C, kh, kw) weight.
+
+    Output size per axis: floor((H + 2 padding - dilation (k - 1) - 1) / stride) + 1.
+    """
+    stride, padding, dilation = _settings("conv2d", stride, padding, dilation, groups)
+    _check_shapes("conv2d", input, weight, 1, 0, bias)
+    out = tuple(
+        output_size(*axis) for axis in zip(input.shape[2:], weight.shape[2:], stride, padding, dilation)
+    )
+    _check_output("conv2d", out, input, weight)
+    return _add_bias(Conv2d(out, stride, padding, dilation)(input, weight), bias)
+
+
+def conv_transpose2d(
+    input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1
+) -> Tensor:
+    """Transposed convolution of an (N, C, H, W) input with a (C, O, kh, kw) weight: the input
+    gradient of conv2d, used to upsample.
+
+    Output size per axis: (H - 1) stride - 2 padding + dilation (k - 1) + output_padding + 1;
+    ``output_padding`` (smaller than stride or dilation) picks among the input sizes that
+    conv2d maps to H.
+    """
+    stride, padding, dilation = _settings("conv_transpose2d", stride, padding, dilation, groups)
+    output_padding = as_pair(output_padding, "output_padding")
+    if min(output_padding) < 0 or any(op >= max(s, d) for op, s, d in zip(output_padding, stride, dilation)):
+        raise ValueError(
+            f"conv_transpose2d: output_padding must be non-negative and smaller than either stride or "
+            f"dilation; got output_padding={output_padding}, stride={stride}, dilation={dilation}"
+        )
+    _check_shapes("conv_transpose2d", input, weight, 0, 1, bias)
+    out = tuple(
+        transposed_output_size(*axis)
+        for axis in zip(input.shape[2:], weight.shape[2:], stride, padding, dilation, output_padding)
+    )
+    _check_output("conv_transpose2d", out, input, weight)
+    return _add_bias(ConvTranspose2d(out, stride, padding, dilation)(input, weight), bias)

@@ -1,0 +1,397 @@
+"""Optimisers: SGD (momentum, Nesterov, weight decay), Adam and AdamW, with PyTorch's API.
+
+An optimiser holds parameter groups (each a dict of options with its ``params``) and
+per-parameter state. ``step()`` updates every parameter that has a ``.grad`` in place, on its
+raw array: ``p.data`` stays the same array object, keeps its dtype, and no graph is recorded.
+The formulas are those of the algorithm boxes in PyTorch's ``torch.optim`` documentation.
+"""
+
+from __future__ import annotations
+
+import math
+
+from minigen import backend
+from minigen.autograd import clear_grad, enable_grad
+from minigen.tensor import Tensor
+
+
+class Optimizer:
+    """Base class: parameter groups, state, ``zero_grad``, ``step`` and state dicts.
+
+    ``params`` is an iterable of Tensors, or of dicts (parameter groups) each holding
+    ``"params"`` and any options that override ``defaults`` for that group. Subclasses define
+    ``_check_options(group)`` and ``_update(param, grad, state, group)``, the latter working on
+    raw arrays.
+    """
+
+    def __init__(self, params, defaults: dict):
+        if isinstance(params, Tensor):
+            raise TypeError(
+                "params argument given to the optimizer should be an iterable of Tensors or dicts, "
+                "but got a Tensor; wrap it in a list: [p]"
+            )
+        self._check_options(defaults)
+        self.defaults = defaults
+        self.state: dict = {}
+        self.param_groups: list[dict] = []
+        param_groups = _ordered(params, "params")
+        if not param_groups:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(param_groups[0], dict):
+            param_groups = [{"params": param_groups}]
+        for group in param_groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group of parameters with its own options (missing ones come from ``defaults``)."""
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, but got {type(param_group).__name__}")
+        if "params" not in param_group:
+            raise ValueError("a parameter group needs a 'params' entry")
+        index = len(self.param_groups)
+        params = param_group["params"]
+        params = [params] if isinstance(params, Tensor) else _ordered(params, f"group {index}'s params")
+        for i, p in enumerate(params):
+            where = f"parameter {i} of group {index}"
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimizer can only optimize Tensors, but {where} is {type(p).__name__}")
+            if not p.is_leaf:
+                raise ValueError(f"can't optimize a non-leaf Tensor ({where}, shape {p.shape})")
+            if not p.requires_grad:
+                raise ValueError(
+                    f"{where} (shape {p.shape}) does not require grad; call requires_grad_() on it "
+                    "or leave it out of the optimizer"
+                )
+        if len({id(p) for p in params}) != len(params):
+            raise ValueError(
+                f"optimizer contains a parameter group with duplicate parameters (group {index})"
+            )
+        seen = {id(p) for group in self.param_groups for p in group["params"]}
+        if any(id(p) in seen for p in params):
+            raise ValueError("some parameters appear in more than one parameter group")
+        group = {**self.defaults, **param_group, "params": params}
+        try:
+            self._check_options(group)
+        except ValueError as error:
+            raise ValueError(f"parameter group {index}: {error}") from None
+        self.param_groups.append(group)
+
+    def _parameters(self):
+        """(group index, parameter index, parameter) for every parameter, in state-dict order."""
+        index = 0
+        for g, group in enumerate(self.param_groups):
+            for p in group["params"]:
+                yield g, index, p
+                index += 1
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every parameter's gradient (see ``minigen.autograd.clear_grad``)."""
+        for _, _, p in self._parameters():
+            clear_grad(p, set_to_none)
+
+    def step(self, closure=None):
+        """Update every parameter that has a gradient; return ``closure()``'s loss when given.
+
+        ``closure`` re-evaluates the model and returns the loss; it runs with grad mode on.
+        """
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        for g, i, p in self._parameters():
+            if p.grad is None:
+                continue
+            grad = p.grad.data
+            if grad.shape != p.data.shape or backend.device_of(grad) != backend.device_of(p.data):
+                raise ValueError(
+                    f"parameter {i} (group {g}) has shape {p.shape} on {p.device} but its .grad has "
+                    f"shape {p.grad.shape} on {p.grad.device}"
+                )
+            self._update(p.data, grad, self.state.setdefault(p, {}), self.param_groups[g])
+        return loss
+
+    def _check_options(self, options: dict) -> None:
+        raise NotImplementedError
+
+    def _update(self, param, grad, state: dict, group: dict) -> None:
+        raise NotImplementedError
+
+    # --- state dicts -----------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """``{"state": {index: {name: value}}, "param_groups": [{options..., "params": [indices]}]}``.
+
+        Parameters are numbered across groups in order, as in PyTorch. Tensor state is copied,
+        so the dict is a snapshot that later steps do not change.
+        """
+        state, groups = {}, [{**group, "params": []} for group in self.param_groups]
+        for g, i, p in self._parameters():
+            groups[g]["params"].append(i)
+            if self.state.get(p):
+                state[i] = {name: _copied(value) for name, value in self.state[p].items()}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore options and state saved by ``state_dict`` (checked whole before anything changes).
+
+        Tensor state is copied onto each parameter's device (floating state in its dtype), so
+        later steps never write into ``state_dict``'s arrays.
+        """
+        if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= state_dict.keys():
+            raise ValueError("an optimizer state dict is a dict with 'state' and 'param_groups' entries")
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"loaded state dict has a different number of parameter groups: {len(saved_groups)}, "
+                f"but the optimizer has {len(self.param_groups)}"
+            )
+        by_index = {}
+        for g, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"loaded state dict contains a parameter group that doesn't match the size of "
+                    f"optimizer's group: group {g} has {len(saved['params'])} parameters in the state "
+                    f"dict and {len(group['params'])} in the optimizer"
+                )
+            by_index.update((i, (g, p)) for i, p in zip(saved["params"], group["params"]))
+        state = {}
+        for i, values in state_dict["state"].items():
+            if i not in by_index:
+                raise ValueError(f"loaded state dict has state for parameter {i}, which is in no group")
+            g, p = by_index[i]
+            where = f"parameter {i} (group {g})"
+            state[p] = {name: _restored(v, p, f"state {name!r} of {where}") for name, v in values.items()}
+        # Options missing from an older state dict keep their current values.
+        groups = [
+            {**group, **saved, "params": group["params"]}
+            for saved, group in zip(saved_groups, self.param_groups)
+        ]
+        for g, group in enumerate(groups):
+            try:
+                self._check_options(group)
+            except ValueError as error:
+                raise ValueError(f"loaded state dict, parameter group {g}: {error}") from None
+        self.param_groups = groups
+        self.state = state
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for g, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {g}")
+            lines.extend(f"    {key}: {group[key]}" for key in sorted(group) if key != "params")
+        return "\n".join(lines + [")"])
+
+
+def _ordered(params, what: str) -> list:
+    if isinstance(params, (set, frozenset)):
+        raise TypeError(
+            f"optimizer {what} need to be organized in ordered collections, but the ordering of "
+            "tensors in sets will change between runs. Please use a list instead."
+        )
+    return list(params)
+
+
+def _copied(value):
+    return Tensor(value.data.copy()) if isinstance(value, Tensor) else value
+
+
+def _restored(value, p: Tensor, where: str):
+    """A copy of saved state ``value`` for parameter ``p``: on its device, floats in its dtype."""
+    if not isinstance(value, Tensor):
+        return value
+    if value.shape != p.shape:
+        raise ValueError(f"{where} has shape {value.shape} but the parameter has shape {p.shape}")
+    array = backend.to_device(value.data, p.device)
+    dtype = p.dtype if array.dtype.kind == "f" else array.dtype
+    return Tensor(array.astype(dtype, copy=True))
+
+
+def _check_nonnegative(options: dict, key: str, label: str) -> None:
+    if not options[key] >= 0:  # also rejects nan
+        raise ValueError(f"Invalid {label}: {options[key]}")
+
+
+def _descent_direction(xp, param, grad, weight_decay: float, maximize: bool):
+    """(d, owned): d = (-grad if maximize else grad) + weight_decay * param.
+
+    ``owned`` says whether d is a new array the caller may overwrite; otherwise d is ``grad``
+    itself, which belongs to the user and must not be changed.
+    """
+    if weight_decay:
+        d = xp.multiply(param, weight_decay)
+        (xp.subtract if maximize else xp.add)(d, grad, out=d)
+        return d, True
+    if maximize:
+        return xp.negative(grad), True
+    return grad, False
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with momentum, Nesterov momentum and weight decay.
+
+    With g = grad (negated when ``maximize``) + weight_decay * p, at step t:
+    b_1 = g;  b_t = momentum * b_{t-1} + (1 - dampening) * g  (when momentum != 0),
+    then g = g + momentum * b_t (Nesterov) or g = b_t, and p = p - lr * g.
+    State: ``momentum_buffer`` (b).
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float = 0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+    ):
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "dampening": dampening,
+            "weight_decay": weight_decay,
+            "nesterov": nesterov,
+            "maximize": maximize,
+        }
+        super().__init__(params, defaults)
+
+    def _check_options(self, options: dict) -> None:
+        _check_nonnegative(options, "lr", "learning rate")
+        _check_nonnegative(options, "momentum", "momentum value")
+        _check_nonnegative(options, "weight_decay", "weight_decay value")
+        if options["nesterov"] and (options["momentum"] <= 0 or options["dampening"] != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+
+    def _update(self, param, grad, state: dict, group: dict) -> None:
+        xp = backend.xp_of(param)
+        # Python floats never upcast a float32 array (NumPy NEP 50); NumPy float64 scalars would.
+        lr, momentum, dampening = float(group["lr"]), float(group["momentum"]), float(group["dampening"])
+        d, owned = _descent_direction(xp, param, grad, float(group["weight_decay"]), group["maximize"])
+        if momentum:
+            buffer = state.get("momentum_buffer")
+            if buffer is None:
+                buffer = state["momentum_buffer"] = Tensor(xp.array(d, copy=True))
+            else:
+                b = buffer.data
+                b *= momentum
+                if dampening:
+                    b += (1 - dampening) * d
+                else:
+                    b += d
+            if group["nesterov"]:
+                if not owned:
+                    d, owned = d.copy(), True
+                d += momentum * buffer.data
+            else:
+                d, owned = buffer.data, False
+        if owned:
+            d *= lr
+            param -= d
+        else:
+            param -= lr * d
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015), with AMSGrad and coupled or decoupled (AdamW) weight decay.
+
+    With g = grad (negated when ``maximize``), plus weight_decay * p unless the decay is
+    decoupled, in which case p = p * (1 - lr * weight_decay) first; at step t:
+    m_t = beta1 * m_{t-1} + (1 - beta1) * g
+    v_t = beta2 * v_{t-1} + (1 - beta2) * g^2
+    v_max = max(v_max, v_t) with ``amsgrad`` (then used in place of v_t below)
+    p = p - lr / (1 - beta1^t) * m_t / (sqrt(v_t) / sqrt(1 - beta2^t) + eps).
+    State: ``step`` (t), ``exp_avg`` (m), ``exp_avg_sq`` (v), ``max_exp_avg_sq`` (v_max).
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: tuple = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        decoupled_weight_decay: bool = False,
+    ):
+        defaults = {
+            "lr": lr,
+            "betas": tuple(betas),
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "amsgrad": amsgrad,
+            "maximize": maximize,
+            "decoupled_weight_decay": decoupled_weight_decay,
+        }
+        super().__init__(params, defaults)
+
+    def _check_options(self, options: dict) -> None:
+        _check_nonnegative(options, "lr", "learning rate")
+        _check_nonnegative(options, "eps", "epsilon value")
+        betas = options["betas"]
+        if len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        for i, beta in enumerate(betas):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+        _check_nonnegative(options, "weight_decay", "weight_decay value")
+
+    def _update(self, param, grad, state: dict, group: dict) -> None:
+        xp = backend.xp_of(param)
+        # Python floats never upcast a float32 array (NumPy NEP 50); NumPy float64 scalars would.
+        lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+        beta1, beta2 = (float(b) for b in group["betas"])
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = Tensor(xp.zeros_like(param))
+            state["exp_avg_sq"] = Tensor(xp.zeros_like(param))
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = Tensor(xp.zeros_like(param))
+        state["step"] += 1
+        t = state["step"]
+        decoupled = group["decoupled_weight_decay"]
+        if decoupled and weight_decay:
+            param *= 1 - lr * weight_decay
+        d, _ = _descent_direction(xp, param, grad, 0.0 if decoupled else weight_decay, group["maximize"])
+        m, v = state["exp_avg"].data, state["exp_avg_sq"].data
+        scratch = xp.multiply(d, 1 - beta1)
+        m *= beta1
+        m += scratch
+        xp.multiply(d, d, out=scratch)
+        scratch *= 1 - beta2
+        v *= beta2
+        v += scratch
+        if group["amsgrad"]:
+            v = state["max_exp_avg_sq"].data
+            xp.maximum(v, state["exp_avg_sq"].data, out=v)
+        denominator = xp.sqrt(v, out=scratch)
+        denominator /= math.sqrt(1 - beta2**t)
+        denominator += eps
+        step = xp.divide(m, denominator, out=scratch)
+        step *= lr / (1 - beta1**t)
+        param -= step
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter, 2019): p = p * (1 - lr * weight_decay).
+
+    The decay shrinks the parameters directly instead of being added to the gradient, so it is
+    not rescaled by Adam's per-coordinate step sizes. Default weight_decay 1e-2, as PyTorch.
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: tuple = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+    ):
+        super().__init__(
+            params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, decoupled_weight_decay=True
+        )
