@@ -1,14 +1,23 @@
-"""The ``minigen`` command line: ``minigen gradcheck`` checks every primitive's gradients."""
+"""The ``minigen`` command line.
+
+minigen train {vae,conv-vae,gan,dcgan} [options]   train a model, writing samples and a checkpoint
+minigen sample DIR                                  draw a grid of samples from a trained run
+minigen evaluate DIR                                test ELBO / IWAE NLL, or Frechet distance and coverage
+minigen gradcheck                                   check every primitive's gradients
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from tqdm import tqdm
 
-from minigen import backend
+from minigen import backend, data, training, viz
 from minigen.checks import CASES, run_case
+from minigen.generative import gan
 
 
 def gradcheck_command(args) -> int:
@@ -48,9 +57,128 @@ def gradcheck_command(args) -> int:
     return 1 if failed else 0
 
 
+def train_command(args) -> int:
+    config = training.TrainConfig(
+        model=args.model, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
+        latent_dim=args.latent_dim, beta=args.beta, lr=args.lr, loss=args.loss, gp_weight=args.gp_weight,
+        n_critic=args.n_critic, device=args.device, seed=args.seed, limit=args.limit, out=args.out,
+    )  # fmt: skip
+    config = config.resolved()
+    _, records = training.fit(config, resume=args.resume, progress=not args.quiet)
+    out = Path(config.out)
+    written = sorted(p.name for p in out.iterdir() if p.is_file())
+    print(f"trained {config.model} on {config.data} for {config.epochs} epochs")
+    print(f"wrote {out}/: {', '.join(written)}")
+    if records:
+        last = records[-1]
+        print(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in last.items()))
+    return 0
+
+
+def sample_command(args) -> int:
+    config, model = training.load_run(args.run, args.device)
+    backend.manual_seed(args.seed)
+    samples = backend.to_host(model.sample(args.n).data)
+    path = Path(args.output) if args.output else Path(args.run) / "samples-drawn.png"
+    if config.data == "ring":
+        viz.ring_scatter([("samples", samples)], path, modes=data.RING_MODES)
+    else:
+        viz.image_grid(samples, path)
+    print(f"wrote {args.n} samples of {config.model} ({config.data}) to {path}")
+    return 0
+
+
+def evaluate_command(args) -> int:
+    result = training.evaluate(args.run, k=args.k, limit=args.limit, device=args.device)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:<24} {value:.4f}" if isinstance(value, float) else f"{key:<24} {value}")
+    return 0
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
+def _add_train(commands) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train a VAE or GAN, writing samples, losses and a checkpoint",
+        description="Train a model on a data set, showing a progress bar with the running losses. "
+        "Writes OUT/config.json, metrics.jsonl, checkpoint.npz (every epoch), samples.png, "
+        "losses.png and, for VAEs, reconstructions.png.",
+    )
+    train.add_argument("model", choices=training.MODELS, help="what to train")
+    train.add_argument(
+        "--data", default="digits", choices=data.KNOWN, help="data set (default: digits, offline)"
+    )
+    train.add_argument("--epochs", type=_positive(int), help="epochs (default: 60 on digits, 10 on MNIST)")
+    train.add_argument(
+        "--batch-size", type=_positive(int), default=128, help="examples per step (default: 128)"
+    )
+    train.add_argument(
+        "--latent-dim", type=_positive(int), help="latent size (default: 20 VAE, 100 GAN, 8 ring)"
+    )
+    train.add_argument("--beta", type=float, default=1.0, help="weight of the KL term, beta-VAE (default: 1)")
+    train.add_argument("--lr", type=_positive(float), help="Adam learning rate (default: 1e-3 VAE, 2e-4 GAN)")
+    train.add_argument("--loss", default="non-saturating", choices=gan.LOSSES, help="GAN objective")
+    train.add_argument(
+        "--gp-weight", type=float, help="gradient-penalty weight (default: 10 for wasserstein)"
+    )
+    train.add_argument("--n-critic", type=_positive(int), help="critic steps per generator step")
+    train.add_argument("--limit", type=_positive(int), help="train on the first N examples only")
+    train.add_argument(
+        "--device", choices=backend.DEVICES, help="cpu or cuda (default: MINIGEN_DEVICE or cpu)"
+    )
+    train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    train.add_argument("--out", help="output directory (default: runs/MODEL-DATA)")
+    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(handler=train_command)
+
+
+def _add_sample_and_evaluate(commands) -> None:
+    sample = commands.add_parser(
+        "sample", help="draw samples from a trained run", description="Draw samples from a run's checkpoint."
+    )
+    sample.add_argument("run", help="the run directory (the --out of minigen train)")
+    sample.add_argument("--n", type=_positive(int), default=64, help="how many samples (default: 64)")
+    sample.add_argument("--output", help="PNG path (default: RUN/samples-drawn.png)")
+    sample.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    sample.add_argument("--device", choices=backend.DEVICES, help="cpu or cuda")
+    sample.set_defaults(handler=sample_command)
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="measure a trained run on the test set",
+        description="VAEs: test negative ELBO and IWAE negative log-likelihood, in nats per image. "
+        "GANs: Frechet distance and class coverage in the features of a classifier trained once "
+        "on the same data set (cached in the data directory), or mode coverage on the ring.",
+    )
+    evaluate.add_argument("run", help="the run directory (the --out of minigen train)")
+    evaluate.add_argument("--k", type=_positive(int), default=1000, help="importance samples for IWAE")
+    evaluate.add_argument("--limit", type=_positive(int), help="use the first N test examples only")
+    evaluate.add_argument("--device", choices=backend.DEVICES, help="cpu or cuda")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(handler=evaluate_command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minigen", description="minigen: generative models from scratch")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(commands)
+    _add_sample_and_evaluate(commands)
     check = commands.add_parser(
         "gradcheck",
         help="check every primitive's gradients against finite differences",
@@ -63,16 +191,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--only", nargs="+", metavar="NAME", help="run only the checks whose name contains NAME"
     )
     check.add_argument("--quiet", action="store_true", help="no progress bar")
-    check.set_defaults(run=gradcheck_command)
+    check.set_defaults(handler=gradcheck_command)
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        return args.handler(args)
     except backend.DeviceError as error:
         print(f"minigen: {error}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, data.DataError) as error:
+        print(f"minigen {args.command}: error: {error}", file=sys.stderr)
         return 2
 
 

@@ -9,6 +9,7 @@ ever executed. Writes are atomic, so a crash mid-save never leaves a half-writte
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -131,16 +132,26 @@ def save(obj, path) -> None:
     encoder = _Encoder()
     root = encoder.encode(obj)  # every TypeError comes before any file is touched
     entries = {METADATA_ENTRY: _metadata_entry(root), **encoder.arrays}
+    with atomic_write(path) as file:
+        # To an open file, so NumPy appends no ".npz" to the name.
+        numpy.savez(file, allow_pickle=False, **entries)
+
+
+@contextlib.contextmanager
+def atomic_write(path):
+    """Open a temporary binary file beside ``path`` for writing; on success it is flushed to
+    disk and renamed over ``path``, so readers see the old file or the whole new one, never a
+    part. On any error the temporary file is removed and ``path`` is left as it was."""
+    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        raise FileNotFoundError(f"cannot save to {path}: directory {directory} does not exist")
+        raise FileNotFoundError(f"cannot write {path}: directory {directory} does not exist")
     temporary = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
     # os.open with 0o666 lets the umask decide the mode, as for any new file.
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as file:
-            # To an open file, so NumPy appends no ".npz" to the name.
-            numpy.savez(file, allow_pickle=False, **entries)
+            yield file
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)

@@ -1,7 +1,12 @@
-"""The `minigen` command: gradcheck prints a row per catalogued check and fails loudly."""
+"""The `minigen` command: gradcheck prints a row per catalogued check and fails loudly; train,
+sample and evaluate work end to end on tiny runs; every command has --help; bad option values
+are clear errors."""
 
+import json
 import subprocess
 import sys
+
+import pytest
 
 import minigen
 from minigen import checks, cli
@@ -60,3 +65,68 @@ def test_console_script_runs_as_a_module():
     )
     assert done.returncode == 0, done.stderr
     assert "1 of 1 checks passed" in done.stdout
+
+
+# --- train, sample, evaluate ----------------------------------------------------------------------
+
+
+def test_train_sample_and_evaluate_a_tiny_vae(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = [
+        "train",
+        "vae",
+        "--epochs",
+        "1",
+        "--limit",
+        "64",
+        "--batch-size",
+        "32",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "trained vae on digits for 1 epochs" in printed and "samples.png" in printed
+    assert cli.main(["sample", str(out), "--n", "16"]) == 0
+    assert (out / "samples-drawn.png").exists()
+    assert cli.main(["evaluate", str(out), "--k", "3", "--limit", "10", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["examples"] == 10 and result["test_negative_elbo"] > 0
+
+
+@pytest.mark.parametrize("command", ["train", "sample", "evaluate", "gradcheck"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: minigen " + command in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["train", "vae", "--data", "cifar"],
+            "invalid choice: 'cifar' (choose from",
+        ),
+        (["train", "flow"], "invalid choice: 'flow'"),
+        (["train", "vae", "--epochs", "0"], "argument --epochs: must be positive, got 0"),
+        (["train", "vae", "--lr", "fast"], "argument --lr: 'fast' is not a float"),
+    ],
+)
+def test_bad_option_values_are_clear_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert message in error
+    if "--data" in argv:  # the known data sets are listed
+        assert all(name in error for name in ("digits", "mnist", "fashion-mnist", "ring"))
+
+
+def test_errors_after_parsing_are_one_line_and_exit_2(tmp_path, capsys):
+    assert cli.main(["train", "vae", "--data", "ring", "--out", str(tmp_path), "--quiet"]) == 2
+    assert "minigen train: error: the ring data set is 2-D points" in capsys.readouterr().err
+    assert cli.main(["sample", str(tmp_path / "missing")]) == 2
+    assert "no checkpoint.npz in" in capsys.readouterr().err

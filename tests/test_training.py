@@ -1,0 +1,156 @@
+"""Training runs end to end on tiny settings: outputs, reproducibility, and resuming after a kill.
+
+A "kill" is simulated with ``fit(..., stop_after_steps=n)``, which returns in the middle of an
+epoch without writing anything, exactly as if the process had died there.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+import minigen
+from minigen import training
+from minigen.training import TrainConfig
+
+
+def tiny(model, out, **overrides):
+    settings = {"model": model, "data": "digits", "epochs": 3, "batch_size": 16, "limit": 64, "out": str(out)}
+    if model in ("gan", "dcgan"):
+        settings["latent_dim"] = 8
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def parameters(model):
+    return {k: v.numpy().copy() for k, v in model.state_dict().items()}
+
+
+def assert_same_parameters(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+@pytest.mark.parametrize(
+    ("model", "overrides"),
+    [("vae", {}), ("conv-vae", {}), ("dcgan", {}), ("gan", {"data": "ring", "limit": 96})],
+)
+def test_resumed_run_ends_with_the_parameters_of_an_uninterrupted_run(tmp_path, model, overrides):
+    whole, _ = training.fit(tiny(model, tmp_path / "whole", **overrides), progress=False)
+    # Killed in the middle of the second epoch (4 steps per epoch), then resumed from the
+    # checkpoint written after the first.
+    config = tiny(model, tmp_path / "killed", **overrides)
+    steps_per_epoch = 64 // 16 if overrides.get("data") != "ring" else 96 // 16
+    training.fit(config, progress=False, stop_after_steps=steps_per_epoch + 2)
+    saved = json.loads((tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert saved["epoch"] == 1
+    resumed, records = training.fit(config, resume=True, progress=False)
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert_same_parameters(parameters(resumed), parameters(whole))
+
+
+def test_same_seed_same_run_and_other_seed_another(tmp_path):
+    first, _ = training.fit(tiny("vae", tmp_path / "a", epochs=1), progress=False)
+    again, _ = training.fit(tiny("vae", tmp_path / "b", epochs=1), progress=False)
+    other, _ = training.fit(tiny("vae", tmp_path / "c", epochs=1, seed=1), progress=False)
+    assert_same_parameters(parameters(first), parameters(again))
+    assert not np.array_equal(parameters(first)["fc1.weight"], parameters(other)["fc1.weight"])
+
+
+def test_a_vae_run_writes_its_files_and_learns(tmp_path):
+    out = tmp_path / "run"
+    _, records = training.fit(tiny("vae", out, epochs=4, limit=256), progress=False)
+    names = {p.name for p in out.iterdir()}
+    expected = {
+        "config.json",
+        "metrics.jsonl",
+        "checkpoint.npz",
+        "samples.png",
+        "losses.png",
+        "reconstructions.png",
+    }
+    assert expected <= names
+    assert sorted(p.name for p in (out / "epochs").iterdir()) == [
+        f"samples-{e:03d}.png" for e in (1, 2, 3, 4)
+    ]
+    assert {"epoch", "step", "loss", "recon", "kl", "test_loss", "seconds"} <= records[0].keys()
+    assert records[-1]["loss"] < records[0]["loss"]  # it learns
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"] == "vae" and config["latent_dim"] == 20 and config["lr"] == 1e-3
+
+
+def test_ring_gan_writes_its_scatter_and_gan_losses(tmp_path):
+    out = tmp_path / "ring"
+    _, records = training.fit(tiny("gan", out, data="ring", epochs=2, limit=128), progress=False)
+    assert (out / "ring.png").exists() and not (out / "reconstructions.png").exists()
+    assert {"d_loss", "g_loss"} <= records[0].keys()
+
+
+def test_wasserstein_defaults_to_gradient_penalty_and_five_critic_steps():
+    config = TrainConfig(model="gan", loss="wasserstein").resolved()
+    assert config.gp_weight == 10.0 and config.n_critic == 5
+    plain = TrainConfig(model="gan").resolved()
+    assert plain.gp_weight == 0.0 and plain.n_critic == 1 and plain.lr == 2e-4 and plain.latent_dim == 100
+
+
+def test_fast_mode_shortens_default_epochs_only(monkeypatch):
+    monkeypatch.setenv("MINIGEN_FAST", "1")
+    assert TrainConfig().resolved().epochs == training.FAST_EPOCHS
+    assert TrainConfig(epochs=5).resolved().epochs == 5
+    monkeypatch.setenv("MINIGEN_FAST", "0")
+    assert TrainConfig().resolved().epochs == training.DEFAULT_EPOCHS["digits"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"model": "diffusion"}, "unknown model 'diffusion'; choose one of vae, conv-vae, gan, dcgan"),
+        (
+            {"data": "cifar"},
+            "unknown data set 'cifar'; the known ones are digits, mnist, fashion-mnist, ring",
+        ),
+        ({"data": "ring"}, "train 'gan' on it, not 'vae'"),
+        ({"loss": "least-squares"}, "unknown GAN loss 'least-squares'"),
+        ({"epochs": 0}, "epochs must be at least 1, got 0"),
+        ({"batch_size": -3}, "batch-size must be at least 1"),
+        ({"lr": 0.0}, "lr must be positive"),
+        ({"limit": 0}, "limit must be at least 1"),
+    ],
+)
+def test_bad_settings_are_clear_errors(settings, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        TrainConfig(**settings).resolved()
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    training.fit(tiny("vae", tmp_path, epochs=1), progress=False)
+    with pytest.raises(ValueError, match=r"other settings: lr \(0.001 -> 0.01\)"):
+        training.fit(tiny("vae", tmp_path, epochs=2, lr=0.01), resume=True, progress=False)
+    # More epochs is a continuation, not a new run.
+    _, records = training.fit(tiny("vae", tmp_path, epochs=2), resume=True, progress=False)
+    assert [r["epoch"] for r in records] == [1, 2]
+
+
+def test_load_run_and_evaluate_a_vae(tmp_path):
+    training.fit(tiny("vae", tmp_path, epochs=1), progress=False)
+    config, model = training.load_run(tmp_path)
+    assert config.model == "vae" and not model.training
+    result = training.evaluate(tmp_path, k=4, limit=20)
+    assert result["examples"] == 20
+    # The IWAE bound is tighter than the ELBO: its negative is smaller (up to sampling noise).
+    assert result["iwae_nll_k4"] <= result["test_negative_elbo"] + 1.0
+    with pytest.raises(FileNotFoundError, match="no checkpoint.npz in"):
+        training.load_run(tmp_path / "nothing")
+
+
+def test_evaluate_a_ring_gan(tmp_path):
+    training.fit(tiny("gan", tmp_path, data="ring", epochs=1), progress=False)
+    result = training.evaluate(tmp_path, limit=200)
+    assert 0 <= result["modes_covered"] <= 8 and 0.0 <= result["high_quality"] <= 1.0
+
+
+def test_training_runs_on_each_device(tmp_path, device):
+    model, _ = training.fit(tiny("dcgan", tmp_path, epochs=1, device=device), progress=False)
+    assert {p.device for p in model.parameters()} == {device}
+    assert minigen.load(tmp_path / "checkpoint.npz")["model"]["generator.0.weight"].device == "cpu"
