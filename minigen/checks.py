@@ -102,7 +102,12 @@ CASES = (
     Case("maximum", lambda x: E.maximum(x[0], x[1, 0]), (((2, 3, 4), "distinct"),), (E.Maximum,)),
     Case("minimum", lambda x: E.minimum(x[0], x[1]), (((2, 3, 4), "distinct"),), (E.Minimum,)),
     Case("clip", lambda x: E.clip(x, -0.9, 0.9), (((3, 4), "distinct"),), (E.Clip,)),
-    Case("where", lambda a, b: E.where(tensor(_MASK), a, b), (((2, 3), "real"), ((3,), "real")), (E.Where,)),
+    Case(
+        "where",
+        lambda a, b: E.where(tensor(_MASK, device=a.device), a, b),
+        (((2, 3), "real"), ((3,), "real")),
+        (E.Where,),
+    ),
     Case("sum", lambda x: R.sum(x, dim=1), (((2, 3, 4), "real"),), (R.Sum,)),
     Case("sum all", R.sum, (((2, 3), "real"),), (R.Sum,)),
     Case("mean", lambda x: R.mean(x, dim=(0, 2), keepdim=True), (((2, 3, 4), "real"),), (R.Mean,)),
@@ -123,8 +128,18 @@ CASES = (
     Case("broadcast_to", lambda x: S.broadcast_to(x, (2, 3, 4)), (((3, 1), "real"),), (S.BroadcastTo,)),
     Case("sum_to", lambda x: S.sum_to(x, (3, 1)), (((2, 3, 4), "real"),), (S.SumTo,)),
     Case("getitem slices", lambda x: x[1:, ::2, None], (((3, 4), "real"),), (S.GetItem, S.IndexAdd)),
-    Case("getitem ints", lambda x: x[tensor([0, 2, 0])], (((3, 2), "real"),), (S.GetItem, S.IndexAdd)),
-    Case("getitem mask", lambda x: x[tensor(_MASK)], (((2, 3), "real"),), (S.GetItem, S.IndexAdd)),
+    Case(
+        "getitem ints",
+        lambda x: x[tensor([0, 2, 0], device=x.device)],
+        (((3, 2), "real"),),
+        (S.GetItem, S.IndexAdd),
+    ),
+    Case(
+        "getitem mask",
+        lambda x: x[tensor(_MASK, device=x.device)],
+        (((2, 3), "real"),),
+        (S.GetItem, S.IndexAdd),
+    ),
     Case("cat", lambda a, b: S.cat([a, b], dim=1), (((2, 1), "real"), ((2, 3), "real")), (S.Concatenate,)),
     Case(
         "stack", lambda a, b: S.stack([a, b], dim=-1), (((2, 3), "real"), ((2, 3), "real")), (S.Concatenate,)
@@ -210,7 +225,7 @@ CASES = (
     ),
     Case(
         "cross_entropy",
-        lambda x: LOSS.cross_entropy(x, tensor([2, 0, -100]), label_smoothing=0.1),
+        lambda x: LOSS.cross_entropy(x, tensor([2, 0, -100], device=x.device), label_smoothing=0.1),
         (((3, 4), "real"),),
         (R.LogSoftmax, E.Where),
     ),

@@ -61,7 +61,8 @@ def train_command(args) -> int:
     config = training.TrainConfig(
         model=args.model, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
         latent_dim=args.latent_dim, beta=args.beta, lr=args.lr, loss=args.loss, gp_weight=args.gp_weight,
-        n_critic=args.n_critic, device=args.device, seed=args.seed, limit=args.limit, out=args.out,
+        n_critic=args.n_critic, pack=args.pack, lr_milestones=args.lr_milestones, device=args.device,
+        seed=args.seed, limit=args.limit, out=args.out,
     )  # fmt: skip
     config = config.resolved()
     _, records = training.fit(config, resume=args.resume, progress=not args.quiet)
@@ -76,7 +77,7 @@ def train_command(args) -> int:
 
 
 def sample_command(args) -> int:
-    config, model = training.load_run(args.run, args.device)
+    config, model, _ = training.load_run(args.run, args.device)
     backend.manual_seed(args.seed)
     samples = backend.to_host(model.sample(args.n).data)
     path = Path(args.output) if args.output else Path(args.run) / "samples-drawn.png"
@@ -138,6 +139,13 @@ def _add_train(commands) -> None:
         "--gp-weight", type=float, help="gradient-penalty weight (default: 10 for wasserstein)"
     )
     train.add_argument("--n-critic", type=_positive(int), help="critic steps per generator step")
+    train.add_argument(
+        "--pack", type=_positive(int), help="PacGAN: D judges packs of N samples (default: 2 ring)"
+    )
+    train.add_argument(
+        "--lr-milestones", type=_positive(int), nargs="+", metavar="EPOCH",
+        help="divide the learning rate by 10 at these epochs (default: halfway on the ring)",
+    )  # fmt: skip
     train.add_argument("--limit", type=_positive(int), help="train on the first N examples only")
     train.add_argument(
         "--device", choices=backend.DEVICES, help="cpu or cuda (default: MINIGEN_DEVICE or cpu)"

@@ -395,3 +395,42 @@ class AdamW(Adam):
         super().__init__(
             params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, decoupled_weight_decay=True
         )
+
+
+class MultiStepLR:
+    """Multiply each group's learning rate by ``gamma`` at each epoch in ``milestones``
+    (PyTorch's MultiStepLR): after ``step()`` has been called e times, a group whose initial
+    rate was lr_0 has lr = lr_0 * gamma^(number of milestones <= e). Call ``step()`` once at
+    the end of every epoch; ``state_dict``/``load_state_dict`` let a resumed run continue.
+    """
+
+    def __init__(self, optimizer: Optimizer, milestones, gamma: float = 0.1):
+        milestones = sorted(int(m) for m in milestones)
+        if any(m < 1 for m in milestones):
+            raise ValueError(f"milestones must be positive epochs, got {milestones}")
+        if not gamma > 0:
+            raise ValueError(f"gamma must be positive, got {gamma}")
+        self.optimizer, self.milestones, self.gamma = optimizer, milestones, float(gamma)
+        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+        self.last_epoch = 0
+
+    def step(self) -> None:
+        self.last_epoch += 1
+        self._apply()
+
+    def _apply(self) -> None:
+        passed = sum(m <= self.last_epoch for m in self.milestones)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * self.gamma**passed
+
+    def get_last_lr(self) -> list:
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict:
+        return {"milestones": list(self.milestones), "gamma": self.gamma, "base_lrs": list(self.base_lrs),
+                "last_epoch": self.last_epoch}  # fmt: skip
+
+    def load_state_dict(self, state: dict) -> None:
+        self.milestones, self.gamma = [int(m) for m in state["milestones"]], float(state["gamma"])
+        self.base_lrs, self.last_epoch = [float(b) for b in state["base_lrs"]], int(state["last_epoch"])
+        self._apply()

@@ -7,7 +7,9 @@
   random seed, rewritten atomically after every epoch, so ``resume=True`` continues the run;
 - ``metrics.jsonl``: one JSON line per epoch (running training losses, test loss, seconds);
 - ``samples.png`` (and ``epochs/samples-NNN.png`` per epoch), ``losses.png``, and
-  ``reconstructions.png`` for VAEs or ``ring.png`` (samples over training) for the ring.
+  ``reconstructions.png`` for VAEs or ``ring.png`` (samples over training) for the ring;
+- at the end, for VAEs, ``interpolation.png`` (straight lines between the latent codes of
+  test images) and, for a 2-D latent, ``manifold.png``.
 
 Reproducibility: the model is built right after ``manual_seed(seed)``, and every epoch starts
 by reseeding every generator from (seed, epoch). An epoch therefore depends only on the
@@ -25,6 +27,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from tqdm import tqdm
 
@@ -33,13 +36,15 @@ from minigen.autograd import no_grad
 from minigen.creation import randn, tensor
 from minigen.generative import gan, vae
 from minigen.io import atomic_write, load, save
-from minigen.optim import Adam
+from minigen.optim import Adam, MultiStepLR
 
 MODELS = ("vae", "conv-vae", "gan", "dcgan")
+NOT_LOSSES = ("epoch", "step", "seconds")
+RING_SNAPSHOTS = 8  # metrics.jsonl fields that losses.png leaves out
 VAE_MODELS = ("vae", "conv-vae")
 
 # Epochs when none are asked for: the offline digits (1,437 images) need many short epochs.
-DEFAULT_EPOCHS = {"digits": 60, "mnist": 10, "fashion-mnist": 10, "ring": 40}
+DEFAULT_EPOCHS = {"digits": 60, "mnist": 10, "fashion-mnist": 10, "ring": 256}
 FAST_EPOCHS = 2  # MINIGEN_FAST=1: notebooks and CI only check that everything runs
 
 
@@ -57,6 +62,8 @@ class TrainConfig:
     loss: str = "non-saturating"
     gp_weight: float | None = None
     n_critic: int | None = None
+    pack: int | None = None
+    lr_milestones: list | None = None
     device: str | None = None
     seed: int = 0
     limit: int | None = None
@@ -73,7 +80,7 @@ class TrainConfig:
         if self.loss not in gan.LOSSES:
             raise ValueError(f"unknown GAN loss {self.loss!r}; choose one of {', '.join(gan.LOSSES)}")
         fast = os.environ.get("MINIGEN_FAST") == "1"
-        wasserstein = self.loss == "wasserstein"
+        wasserstein, ring = self.loss == "wasserstein", self.data == "ring"
         epochs = self.epochs if self.epochs is not None else DEFAULT_EPOCHS[self.data]
         filled = dataclasses.replace(
             self,
@@ -86,12 +93,25 @@ class TrainConfig:
             # 5 critic steps per generator step); the other losses alternate one step each.
             gp_weight=self.gp_weight if self.gp_weight is not None else (10.0 if wasserstein else 0.0),
             n_critic=self.n_critic if self.n_critic is not None else (5 if wasserstein else 1),
+            # On the ring, PacGAN's packing and a tenfold learning-rate cut halfway through are
+            # what found all eight modes in our trials (see the README).
+            pack=self.pack if self.pack is not None else (2 if ring else 1),
             device=backend.normalize_device(self.device or backend.default_device()),
             out=self.out or os.path.join("runs", f"{self.model}-{self.data}"),
         )
-        for name in ("epochs", "batch_size", "latent_dim", "n_critic"):
+        milestones = self.lr_milestones
+        if milestones is None:
+            milestones = [filled.epochs // 2] if ring and filled.epochs >= 2 else []
+        filled = dataclasses.replace(filled, lr_milestones=sorted(int(m) for m in milestones))
+        if any(m < 1 for m in filled.lr_milestones):
+            raise ValueError(f"lr-milestones must be positive epochs, got {filled.lr_milestones}")
+        if filled.pack != 1 and filled.model != "gan":
+            raise ValueError(f"pack applies to the MLP GAN ('gan'), not {filled.model!r}")
+        for name in ("epochs", "batch_size", "latent_dim", "n_critic", "pack"):
             if getattr(filled, name) < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be at least 1, got {getattr(filled, name)}")
+        if filled.batch_size % filled.pack:
+            raise ValueError(f"batch-size {filled.batch_size} must be a multiple of pack {filled.pack}")
         if filled.limit is not None and filled.limit < 1:
             raise ValueError(f"limit must be at least 1, got {filled.limit}")
         if not filled.lr > 0 or filled.beta < 0 or filled.gp_weight < 0:
@@ -250,8 +270,10 @@ def _pictures(model, config, out: Path, epoch: int, fixed_noise, test_inputs, hi
     model.train(was_training)
     host = backend.to_host(samples.data)
     if config.data == "ring":
-        history.append((f"epoch {epoch}", host))
-        viz.ring_scatter(history[-8:], out / "ring.png", modes=data.RING_MODES)
+        # Eight snapshots spread over the run: the picture of how the modes are found (or lost).
+        if epoch % max(1, config.epochs // RING_SNAPSHOTS) == 0 or epoch == config.epochs:
+            history.append((f"epoch {epoch}", host))
+            viz.ring_scatter(history[-RING_SNAPSHOTS:], out / "ring.png", modes=data.RING_MODES)
     else:
         (out / "epochs").mkdir(exist_ok=True)
         viz.image_grid(host, out / "epochs" / f"samples-{epoch:03d}.png", title=f"epoch {epoch}")
@@ -289,8 +311,11 @@ def fit(
     backend.manual_seed(config.seed)
     model = build_model(config, train_set.example_shape)
     noise_dim = config.latent_dim
-    fixed_noise = randn(64, noise_dim, device=config.device)
+    fixed_noise = randn(512 if config.data == "ring" else 64, noise_dim, device=config.device)
     optimizers = _optimizers(config, model)
+    schedules = {
+        f"{name}_schedule": MultiStepLR(opt, config.lr_milestones) for name, opt in optimizers.items()
+    }
     loader = data.DataLoader(
         train_subset, config.batch_size, shuffle=True, drop_last=config.model not in VAE_MODELS,
         seed=config.seed, device=config.device,
@@ -298,7 +323,7 @@ def fit(
     checkpoint_path = out / "checkpoint.npz"
     start = 0
     if resume and checkpoint_path.exists():
-        start = _restore(checkpoint_path, config, model, optimizers, loader)
+        start = _restore(checkpoint_path, config, model, {**optimizers, **schedules}, loader)
     elif resume:
         print(f"minigen: no checkpoint in {out}; starting from scratch", file=sys.stderr)
     _write_text(out / "config.json", json.dumps(dataclasses.asdict(config), indent=2) + "\n")
@@ -320,6 +345,8 @@ def fit(
                     return model, records
                 steps_left -= len(loader)
             train_means = epoch_fn(model, loader, optimizers, config, bar)
+        for schedule in schedules.values():
+            schedule.step()
         record = {"epoch": epoch, "step": epoch * len(loader), **train_means}
         if config.model in VAE_MODELS:
             record["test_loss"] = metrics.negative_elbo(model, test_set.inputs)
@@ -329,10 +356,27 @@ def fit(
             shown = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch", "step"))
             print(f"epoch {epoch}/{config.epochs}: {shown}", file=sys.stderr)
         _write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
-        _save_checkpoint(checkpoint_path, config, model, optimizers, loader, epoch)
+        _save_checkpoint(checkpoint_path, config, model, {**optimizers, **schedules}, loader, epoch)
         _pictures(model, config, out, epoch, fixed_noise, test_set.inputs, history)
-        viz.loss_curves(records, out / "losses.png")
+        viz.loss_curves(records, out / "losses.png", keys=[k for k in record if k not in NOT_LOSSES])
+    if config.model in VAE_MODELS and records:
+        _latent_pictures(model, config, out, test_set.inputs)
     return model, records
+
+
+def _latent_pictures(model, config, out: Path, test_inputs) -> None:
+    """Walks through the latent space of a trained VAE: straight lines between the codes of
+    test images, and for a 2-D latent the whole learned manifold."""
+    model.eval()
+    with no_grad():
+        mu, _ = model.encode(tensor(test_inputs[:16], device=config.device))
+
+        def decode(z):
+            return model.decode(z).sigmoid()
+
+        viz.latent_interpolation(decode, mu[:8], mu[8:16], out / "interpolation.png")
+        if config.latent_dim == 2:
+            viz.latent_manifold(decode, out / "manifold.png", device=config.device)
 
 
 def _partial_epoch(epoch_fn, model, loader, optimizers, config, bar, steps: int) -> None:
@@ -355,14 +399,15 @@ class _Truncated:
             yield batch
 
 
-def _save_checkpoint(path, config, model, optimizers, loader, epoch) -> None:
+def _save_checkpoint(path, config, model, stateful, loader, epoch) -> None:
+    """``stateful``: the optimisers and learning-rate schedules by name."""
     save(
         {
             "format": "minigen-training",
             "config": dataclasses.asdict(config),
             "epoch": epoch,
             "model": model.state_dict(),
-            **{name: opt.state_dict() for name, opt in optimizers.items()},
+            **{name: part.state_dict() for name, part in stateful.items()},
             "loader": loader.state_dict(),
             "rng": {"seed": config.seed, "next_epoch_seed": _epoch_seed(config.seed, epoch + 1)},
         },
@@ -374,7 +419,7 @@ def _save_checkpoint(path, config, model, optimizers, loader, epoch) -> None:
 RESUMABLE_CHANGES = ("epochs", "device", "out")
 
 
-def _restore(path, config, model, optimizers, loader) -> int:
+def _restore(path, config, model, stateful, loader) -> int:
     state = load(path, map_location=config.device)
     if not isinstance(state, dict) or state.get("format") != "minigen-training":
         raise ValueError(f"{path} is not a minigen training checkpoint")
@@ -390,15 +435,21 @@ def _restore(path, config, model, optimizers, loader) -> int:
             "use another --out directory for a new run"
         )
     model.load_state_dict(state["model"])
-    for name, optimizer in optimizers.items():
-        optimizer.load_state_dict(state[name])
+    for name, part in stateful.items():
+        part.load_state_dict(state[name])
     loader.load_state_dict(state["loader"])
     return int(state["epoch"])
 
 
-def load_run(directory, device=None):
-    """(config, model) of a finished or interrupted run directory, from its checkpoint, with
-    the model on ``device`` (the default device when None) in evaluation mode."""
+class Run(NamedTuple):
+    config: TrainConfig
+    model: object
+    epoch: int  # the epochs the checkpoint's parameters have been trained for
+
+
+def load_run(directory, device=None) -> Run:
+    """The config, model and trained epochs of a finished or interrupted run directory, from its
+    checkpoint, with the model on ``device`` (the default device when None) in evaluation mode."""
     directory = Path(directory)
     path = directory / "checkpoint.npz"
     if not path.exists():
@@ -411,16 +462,16 @@ def load_run(directory, device=None):
     model = build_model(config, example_shape)
     model.load_state_dict(state["model"])
     model.eval()
-    return config, model
+    return Run(config, model, int(state["epoch"]))
 
 
 def evaluate(directory, k: int = 1000, limit: int | None = None, device=None) -> dict:
     """The test metrics of a run: negative ELBO and IWAE NLL (nats per image) for VAEs;
     Frechet distance and class coverage (images) or mode coverage (ring) for GANs."""
-    config, model = load_run(directory, device)
+    config, model, epoch = load_run(directory, device)
     test_set = data.load(config.data, "test")
     inputs = test_set.inputs[:limit] if limit else test_set.inputs
-    result = {"model": config.model, "data": config.data, "examples": len(inputs)}
+    result = {"model": config.model, "data": config.data, "epochs": epoch, "examples": len(inputs)}
     if config.model in VAE_MODELS:
         result["test_negative_elbo"] = metrics.negative_elbo(model, inputs)
         result[f"iwae_nll_k{k}"] = metrics.iwae_nll(model, inputs, k=k)

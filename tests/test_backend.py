@@ -192,6 +192,14 @@ def test_mixing_devices_in_one_op_names_both(fake_cupy, op, cuda_first):
     assert "cpu" in message and "cuda" in message
 
 
+def test_where_with_a_condition_on_another_device_names_both(fake_cupy):
+    values = _on_fake_cuda([1.0, 2.0], requires_grad=True)
+    with pytest.raises(
+        backend.DeviceError, match="where: the condition is on cpu but the values are on cuda"
+    ):
+        minigen.where(minigen.tensor([True, False]), values, values)
+
+
 def test_to_cuda_with_cupy_but_no_gpu_says_so(monkeypatch):
     monkeypatch.setattr(backend, "_cupy", _fake_cupy(device_count=0))
     assert backend.cuda_available() is False

@@ -472,3 +472,24 @@ def test_sample_noise_follows_the_model_dtype():
     assert model.sample(2).dtype == minigen.float64
     with pytest.raises(ValueError, match="number of samples"):
         model.sample_noise(0)
+
+
+def test_packed_discriminator_judges_m_samples_at_once():
+    model = MLPGAN(data_shape=(2,), noise_dim=3, hidden_dims=(5,), output="linear", pack=4)
+    first = model.discriminator[1]
+    assert first.in_features == 8  # 4 samples of 2 coordinates, side by side
+    x = minigen.randn(8, 2)
+    logits = model.discriminator(x)
+    assert logits.shape == (2,)
+    # Pack k holds samples 4k..4k+3 in order: the first layer sees their concatenation.
+    rows = x.numpy().reshape(2, 8)
+    hidden = np.where(rows @ first.weight.detach().numpy().T + first.bias.detach().numpy() > 0, 1.0, 0.2)
+    hidden = hidden * (rows @ first.weight.detach().numpy().T + first.bias.detach().numpy())
+    last = model.discriminator[3]
+    expected = hidden @ last.weight.detach().numpy().T + last.bias.detach().numpy()
+    np.testing.assert_allclose(logits.detach().numpy(), expected[:, 0], rtol=1e-5, atol=1e-6)
+    loss = discriminator_loss(model.discriminator(x), model.discriminator(model.sample(8)))
+    assert loss.shape == ()
+    with pytest.raises(ValueError, match="a batch of 6 cannot be split into packs of 4"):
+        model.discriminator(minigen.randn(6, 2))
+    assert repr(model.discriminator[0]) == "Pack(m=4)"

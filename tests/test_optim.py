@@ -11,7 +11,7 @@ import pytest
 
 import minigen
 from minigen import io
-from minigen.optim import SGD, Adam, AdamW, Optimizer
+from minigen.optim import SGD, Adam, AdamW, MultiStepLR, Optimizer
 
 SHAPES = [(3, 4), (5,)]
 STEPS = 5
@@ -543,3 +543,44 @@ def test_the_base_class_is_abstract():
 def test_repr_lists_each_group():
     text = repr(SGD([{"params": [_param()]}, {"params": [_param()], "lr": 0.5}], lr=0.1, momentum=0.9))
     assert text.startswith("SGD (") and "Parameter Group 1" in text and "lr: 0.5" in text
+
+
+# --- learning-rate schedule ---------------------------------------------------------------------------
+
+
+def test_multistep_lr_multiplies_by_gamma_at_each_milestone():
+    p = minigen.zeros(2, requires_grad=True)
+    q = minigen.zeros(1, requires_grad=True)
+    optimizer = SGD([{"params": [p], "lr": 1.0}, {"params": [q], "lr": 0.5}])
+    schedule = MultiStepLR(optimizer, milestones=[4, 2], gamma=0.1)
+    seen = []
+    for _ in range(5):
+        seen.append(schedule.get_last_lr())
+        schedule.step()
+    np.testing.assert_allclose(seen, [[1.0, 0.5], [1.0, 0.5], [0.1, 0.05], [0.1, 0.05], [0.01, 0.005]])
+    assert schedule.get_last_lr() == pytest.approx([0.01, 0.005])
+
+
+def test_multistep_lr_resumes_from_its_state():
+    def fresh():
+        optimizer = SGD([minigen.zeros(1, requires_grad=True)], lr=2.0)
+        return optimizer, MultiStepLR(optimizer, milestones=[1, 3], gamma=0.5)
+
+    optimizer, schedule = fresh()
+    for _ in range(2):
+        schedule.step()
+    state = schedule.state_dict()
+    resumed_optimizer, resumed = fresh()
+    resumed.load_state_dict(state)
+    assert resumed_optimizer.param_groups[0]["lr"] == 1.0
+    for s in (schedule, resumed):
+        s.step()
+    assert resumed.get_last_lr() == schedule.get_last_lr() == [0.5]
+
+
+def test_multistep_lr_rejects_bad_settings():
+    optimizer = SGD([minigen.zeros(1, requires_grad=True)])
+    with pytest.raises(ValueError, match="milestones must be positive epochs"):
+        MultiStepLR(optimizer, [0])
+    with pytest.raises(ValueError, match="gamma must be positive"):
+        MultiStepLR(optimizer, [2], gamma=0.0)

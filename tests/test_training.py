@@ -80,6 +80,11 @@ def test_a_vae_run_writes_its_files_and_learns(tmp_path):
     assert config["model"] == "vae" and config["latent_dim"] == 20 and config["lr"] == 1e-3
 
 
+def test_a_two_dimensional_latent_gets_its_manifold_drawn(tmp_path):
+    training.fit(tiny("vae", tmp_path, epochs=1, latent_dim=2), progress=False)
+    assert (tmp_path / "manifold.png").exists()
+
+
 def test_ring_gan_writes_its_scatter_and_gan_losses(tmp_path):
     out = tmp_path / "ring"
     _, records = training.fit(tiny("gan", out, data="ring", epochs=2, limit=128), progress=False)
@@ -92,6 +97,13 @@ def test_wasserstein_defaults_to_gradient_penalty_and_five_critic_steps():
     assert config.gp_weight == 10.0 and config.n_critic == 5
     plain = TrainConfig(model="gan").resolved()
     assert plain.gp_weight == 0.0 and plain.n_critic == 1 and plain.lr == 2e-4 and plain.latent_dim == 100
+
+
+def test_ring_defaults_pack_two_and_cut_the_learning_rate_halfway():
+    config = TrainConfig(model="gan", data="ring", epochs=10).resolved()
+    assert config.pack == 2 and config.lr_milestones == [5] and config.latent_dim == 8
+    assert TrainConfig(model="gan", data="mnist").resolved().pack == 1
+    assert TrainConfig(model="gan", data="ring", lr_milestones=[7, 3]).resolved().lr_milestones == [3, 7]
 
 
 def test_fast_mode_shortens_default_epochs_only(monkeypatch):
@@ -116,6 +128,9 @@ def test_fast_mode_shortens_default_epochs_only(monkeypatch):
         ({"batch_size": -3}, "batch-size must be at least 1"),
         ({"lr": 0.0}, "lr must be positive"),
         ({"limit": 0}, "limit must be at least 1"),
+        ({"pack": 2}, "pack applies to the MLP GAN ('gan'), not 'vae'"),
+        ({"model": "gan", "batch_size": 5, "pack": 2}, "batch-size 5 must be a multiple of pack 2"),
+        ({"lr_milestones": [0]}, "lr-milestones must be positive epochs"),
     ],
 )
 def test_bad_settings_are_clear_errors(settings, message):
@@ -134,10 +149,10 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
 
 def test_load_run_and_evaluate_a_vae(tmp_path):
     training.fit(tiny("vae", tmp_path, epochs=1), progress=False)
-    config, model = training.load_run(tmp_path)
-    assert config.model == "vae" and not model.training
+    config, model, epoch = training.load_run(tmp_path)
+    assert config.model == "vae" and not model.training and epoch == 1
     result = training.evaluate(tmp_path, k=4, limit=20)
-    assert result["examples"] == 20
+    assert result["examples"] == 20 and result["epochs"] == 1
     # The IWAE bound is tighter than the ELBO: its negative is smaller (up to sampling noise).
     assert result["iwae_nll_k4"] <= result["test_negative_elbo"] + 1.0
     with pytest.raises(FileNotFoundError, match="no checkpoint.npz in"):

@@ -197,6 +197,26 @@ def _mlp(sizes, first=(), last=()):
     return nn.Sequential(*layers, *last)
 
 
+class Pack(nn.Module):
+    """PacGAN's packing (Lin, Khetan, Fanti & Oh 2018): the discriminator judges m samples at
+    once, (N, *shape) -> (N/m, m * prod(shape)), all real or all fake. A collapsed generator's
+    packs look alike, which a packed discriminator can see and punish, so packing counters
+    mode collapse at the cost of an m-times wider first layer. N must be a multiple of m."""
+
+    def __init__(self, m: int):
+        super().__init__()
+        _check_positive_int("pack", m)
+        self.m = m
+
+    def forward(self, x):
+        if x.shape[0] % self.m:
+            raise ValueError(f"a batch of {x.shape[0]} cannot be split into packs of {self.m}")
+        return x.reshape(x.shape[0] // self.m, -1)
+
+    def extra_repr(self) -> str:
+        return f"m={self.m}"
+
+
 class MLPGAN(GAN):
     """A fully connected GAN (Goodfellow et al. 2014's kind of model).
 
@@ -209,11 +229,20 @@ class MLPGAN(GAN):
 
     The classic MNIST model is the default: G 100-256-784 sigmoid, D 784-256-1. For the ring:
     ``MLPGAN(data_shape=(2,), noise_dim=..., hidden_dims=(128, 128), output="linear")``.
+    With ``pack=m`` > 1 the discriminator sees packs of m samples (``Pack``) and returns N/m
+    logits.
     """
 
     OUTPUTS = ("sigmoid", "linear")
 
-    def __init__(self, data_shape=(1, 28, 28), noise_dim: int = 100, hidden_dims=(256,), output="sigmoid"):
+    def __init__(
+        self,
+        data_shape=(1, 28, 28),
+        noise_dim: int = 100,
+        hidden_dims=(256,),
+        output="sigmoid",
+        pack: int = 1,
+    ):
         data_shape = _check_shape("data_shape", data_shape)
         _check_positive_int("noise_dim", noise_dim)
         hidden_dims = tuple(hidden_dims)
@@ -225,11 +254,12 @@ class MLPGAN(GAN):
         squash = (nn.Sigmoid(),) if output == "sigmoid" else ()
         generator = _mlp((noise_dim, *hidden_dims, features), last=(*squash, nn.Unflatten(1, data_shape)))
         # the final Flatten(0) turns the (N, 1) output into N logits
+        packing = (Pack(pack),) if pack != 1 else (nn.Flatten(),)
         discriminator = _mlp(
-            (features, *reversed(hidden_dims), 1), first=(nn.Flatten(),), last=(nn.Flatten(0),)
+            (pack * features, *reversed(hidden_dims), 1), first=packing, last=(nn.Flatten(0),)
         )
         super().__init__(generator, discriminator, noise_dim)
-        self.data_shape, self.hidden_dims, self.output = data_shape, hidden_dims, output
+        self.data_shape, self.hidden_dims, self.output, self.pack = data_shape, hidden_dims, output, pack
 
 
 def _dcgan_init_(module: nn.Module) -> None:

@@ -260,6 +260,11 @@ class Where(Function):
         self.condition = condition
 
     def forward(self, a, b):
+        if hasattr(self.condition, "dtype") and backend.device_of(self.condition) != backend.device_of(a):
+            raise backend.DeviceError(
+                f"where: the condition is on {backend.device_of(self.condition)} but the values are on "
+                f"{backend.device_of(a)}"
+            )
         return xp_of(a).where(self.condition, a, b)
 
     def backward(self, gy):
