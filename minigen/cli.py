@@ -125,7 +125,9 @@ def _add_train(commands) -> None:
     train.add_argument(
         "--data", default="digits", choices=data.KNOWN, help="data set (default: digits, offline)"
     )
-    train.add_argument("--epochs", type=_positive(int), help="epochs (default: 60 on digits, 10 on MNIST)")
+    train.add_argument(
+        "--epochs", type=_positive(int), help="epochs (default: 60 digits, 10 MNIST, 768 ring)"
+    )
     train.add_argument(
         "--batch-size", type=_positive(int), default=128, help="examples per step (default: 128)"
     )
@@ -140,11 +142,11 @@ def _add_train(commands) -> None:
     )
     train.add_argument("--n-critic", type=_positive(int), help="critic steps per generator step")
     train.add_argument(
-        "--pack", type=_positive(int), help="PacGAN: D judges packs of N samples (default: 2 ring)"
+        "--pack", type=_positive(int), help="PacGAN: D judges packs of N samples (default: 4 on ring)"
     )
     train.add_argument(
         "--lr-milestones", type=_positive(int), nargs="+", metavar="EPOCH",
-        help="divide the learning rate by 10 at these epochs (default: halfway on the ring)",
+        help="divide the learning rate by 10 at these epochs (ring default: at 1/2 and 4/5 of the run)",
     )  # fmt: skip
     train.add_argument("--limit", type=_positive(int), help="train on the first N examples only")
     train.add_argument(

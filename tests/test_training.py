@@ -99,9 +99,9 @@ def test_wasserstein_defaults_to_gradient_penalty_and_five_critic_steps():
     assert plain.gp_weight == 0.0 and plain.n_critic == 1 and plain.lr == 2e-4 and plain.latent_dim == 100
 
 
-def test_ring_defaults_pack_two_and_cut_the_learning_rate_halfway():
+def test_ring_defaults_pack_four_and_cut_the_learning_rate_twice():
     config = TrainConfig(model="gan", data="ring", epochs=10).resolved()
-    assert config.pack == 2 and config.lr_milestones == [5] and config.latent_dim == 8
+    assert config.pack == 4 and config.lr_milestones == [5, 8] and config.latent_dim == 8
     assert TrainConfig(model="gan", data="mnist").resolved().pack == 1
     assert TrainConfig(model="gan", data="ring", lr_milestones=[7, 3]).resolved().lr_milestones == [3, 7]
 
