@@ -21,6 +21,7 @@ an uninterrupted run. (CuPy's generator states cannot be saved, which rules out 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -170,27 +171,36 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 
 class _Running:
-    """Sums of the step losses, kept on the device: read (one host copy) only when reported."""
+    """Sums of the step losses, kept on the device: read (one host copy each) only when the
+    progress bar is refreshed, every ``REFRESH`` steps and at the end of the epoch."""
 
-    def __init__(self):
-        self.sums, self.count = {}, 0
+    REFRESH = 10
+
+    def __init__(self, progress, steps: int):
+        self.progress, self.steps = progress, steps
+        self.sums, self.counts, self.step = {}, {}, 0
 
     def add(self, **values) -> None:
+        """Record one step's losses (a loss computed only on some steps is averaged over those)."""
         with no_grad():
             for name, value in values.items():
                 value = value.detach()
                 self.sums[name] = value if name not in self.sums else self.sums[name] + value
-        self.count += 1
+                self.counts[name] = self.counts.get(name, 0) + 1
+        self.step += 1
+        self.progress.update(1)
+        if self.step % self.REFRESH == 0 or self.step == self.steps:
+            self.progress.set_postfix({k: f"{v:.3g}" for k, v in self.means().items()})
 
     def means(self) -> dict:
-        return {name: total.item() / self.count for name, total in self.sums.items()}
+        return {name: total.item() / self.counts[name] for name, total in self.sums.items()}
 
 
 def _vae_epoch(model, loader, optimizers, config, progress) -> dict:
     optimizer = optimizers["optimizer"]
-    running = _Running()
+    running = _Running(progress, len(loader))
     model.train()
-    for step, (x, _) in enumerate(loader, 1):
+    for x, _ in loader:
         out, mu, logvar = model(x)
         terms = vae.elbo(x, out, mu, logvar, beta=config.beta)
         loss = -terms.elbo.mean()
@@ -198,15 +208,12 @@ def _vae_epoch(model, loader, optimizers, config, progress) -> dict:
         loss.backward()
         optimizer.step()
         running.add(loss=loss, recon=-terms.reconstruction.mean(), kl=terms.kl.mean())
-        progress.update(1)
-        if step % 10 == 0 or step == len(loader):
-            progress.set_postfix({k: f"{v:.3g}" for k, v in running.means().items()})
     return running.means()
 
 
 def _gan_epoch(model, loader, optimizers, config, progress) -> dict:
     g_opt, d_opt = optimizers["generator_optimizer"], optimizers["discriminator_optimizer"]
-    running = _Running()
+    running = _Running(progress, len(loader))
     model.train()
     for step, (real, _) in enumerate(loader, 1):
         fake = model.generator(model.sample_noise(real.shape[0]))
@@ -230,9 +237,6 @@ def _gan_epoch(model, loader, optimizers, config, progress) -> dict:
             g_opt.step()
             values["g_loss"] = g_loss
         running.add(**values)
-        progress.update(1)
-        if step % 10 == 0 or step == len(loader):
-            progress.set_postfix({k: f"{v:.3g}" for k, v in running.means().items()})
     return running.means()
 
 
@@ -306,26 +310,28 @@ def fit(
     out.mkdir(parents=True, exist_ok=True)
     train_set = data.load(config.data, "train")
     test_set = data.load(config.data, "test")
-    inputs = train_set.inputs[: config.limit] if config.limit else train_set.inputs
-    labels = train_set.labels[: config.limit] if config.limit else train_set.labels
-    train_subset = data.Dataset(inputs, labels, train_set.name, train_set.split, train_set.num_classes)
+    if config.limit:
+        train_set = data.Dataset(
+            train_set.inputs[: config.limit], train_set.labels[: config.limit], train_set.name,
+            train_set.split, train_set.num_classes,
+        )  # fmt: skip
 
     backend.manual_seed(config.seed)
     model = build_model(config, train_set.example_shape)
-    noise_dim = config.latent_dim
-    fixed_noise = randn(512 if config.data == "ring" else 64, noise_dim, device=config.device)
+    fixed_noise = randn(512 if config.data == "ring" else 64, config.latent_dim, device=config.device)
     optimizers = _optimizers(config, model)
     schedules = {
         f"{name}_schedule": MultiStepLR(opt, config.lr_milestones) for name, opt in optimizers.items()
     }
+    stateful = {**optimizers, **schedules}  # what a checkpoint saves besides the model and loader
     loader = data.DataLoader(
-        train_subset, config.batch_size, shuffle=True, drop_last=config.model not in VAE_MODELS,
+        train_set, config.batch_size, shuffle=True, drop_last=config.model not in VAE_MODELS,
         seed=config.seed, device=config.device,
     )  # fmt: skip
     checkpoint_path = out / "checkpoint.npz"
     start = 0
     if resume and checkpoint_path.exists():
-        start = _restore(checkpoint_path, config, model, {**optimizers, **schedules}, loader)
+        start = _restore(checkpoint_path, config, model, stateful, loader)
     elif resume:
         print(f"minigen: no checkpoint in {out}; starting from scratch", file=sys.stderr)
     _write_text(out / "config.json", json.dumps(dataclasses.asdict(config), indent=2) + "\n")
@@ -343,7 +349,7 @@ def fit(
         with bar:
             if steps_left is not None:
                 if steps_left < len(loader):
-                    _partial_epoch(epoch_fn, model, loader, optimizers, config, bar, steps_left)
+                    epoch_fn(model, _Truncated(loader, steps_left), optimizers, config, bar)
                     return model, records
                 steps_left -= len(loader)
             train_means = epoch_fn(model, loader, optimizers, config, bar)
@@ -358,7 +364,7 @@ def fit(
             shown = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch", "step"))
             print(f"epoch {epoch}/{config.epochs}: {shown}", file=sys.stderr)
         _write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
-        _save_checkpoint(checkpoint_path, config, model, {**optimizers, **schedules}, loader, epoch)
+        _save_checkpoint(checkpoint_path, config, model, stateful, loader, epoch)
         _pictures(model, config, out, epoch, fixed_noise, test_set.inputs, history)
         viz.loss_curves(records, out / "losses.png", keys=[k for k in record if k not in NOT_LOSSES])
     if config.model in VAE_MODELS and records:
@@ -381,13 +387,9 @@ def _latent_pictures(model, config, out: Path, test_inputs) -> None:
             viz.latent_manifold(decode, out / "manifold.png", device=config.device)
 
 
-def _partial_epoch(epoch_fn, model, loader, optimizers, config, bar, steps: int) -> None:
-    """Run the first ``steps`` batches of an epoch and stop (the simulated kill)."""
-    cut = _Truncated(loader, steps)
-    epoch_fn(model, cut, optimizers, config, bar)
-
-
 class _Truncated:
+    """The first ``steps`` batches of an epoch of ``loader``: the run stops there (a simulated kill)."""
+
     def __init__(self, loader, steps):
         self.loader, self.steps = loader, steps
 
@@ -395,10 +397,7 @@ class _Truncated:
         return self.steps
 
     def __iter__(self):
-        for step, batch in enumerate(self.loader):
-            if step == self.steps:
-                return
-            yield batch
+        return itertools.islice(self.loader, self.steps)
 
 
 def _save_checkpoint(path, config, model, stateful, loader, epoch) -> None:

@@ -169,3 +169,22 @@ def test_training_runs_on_each_device(tmp_path, device):
     model, _ = training.fit(tiny("dcgan", tmp_path, epochs=1, device=device), progress=False)
     assert {p.device for p in model.parameters()} == {device}
     assert minigen.load(tmp_path / "checkpoint.npz")["model"]["generator.0.weight"].device == "cpu"
+
+
+def test_running_means_average_each_loss_over_the_steps_that_computed_it():
+    class Bar:
+        def __init__(self):
+            self.updates, self.postfix = 0, None
+
+        def update(self, n):
+            self.updates += n
+
+        def set_postfix(self, values):
+            self.postfix = values
+
+    bar = Bar()
+    running = training._Running(bar, steps=2)
+    running.add(d_loss=minigen.tensor(1.0))
+    running.add(d_loss=minigen.tensor(3.0), g_loss=minigen.tensor(5.0))  # a generator step every 2nd step
+    assert running.means() == {"d_loss": 2.0, "g_loss": 5.0}
+    assert bar.updates == 2 and bar.postfix == {"d_loss": "2", "g_loss": "5"}  # refreshed at the last step
