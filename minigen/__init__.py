@@ -3,9 +3,13 @@
 The public face mirrors PyTorch's names: ``minigen.tensor``, ``minigen.randn``,
 ``x.backward()``, ``minigen.no_grad()``, ``minigen.grad(...)``, ``minigen.nn``,
 ``minigen.functional``, ``minigen.optim``, ``minigen.save`` / ``minigen.load``.
+
+Importing minigen raises glibc's malloc thresholds so that a training step reuses its freed
+arrays instead of mapping them afresh (``minigen.allocator``; opt out with
+``MINIGEN_MALLOC=system``).
 """
 
-from minigen import functional, nn, ops, optim
+from minigen import allocator, functional, nn, ops, optim  # allocator first: it tunes malloc on import
 from minigen.autograd import Function, enable_grad, grad, is_grad_enabled, no_grad
 from minigen.backend import (
     bool_,

@@ -1,7 +1,7 @@
 """minigen.functional (import as F): the functions layers are built from, by PyTorch's names.
 
 Most are primitives (and losses composed of them) from ``minigen.ops``, gathered under the
-names ``torch.nn.functional`` uses; ``linear`` and ``dropout`` are composed here.
+names ``torch.nn.functional`` uses; ``dropout`` is composed here.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from minigen.creation import rand
 from minigen.ops.conv import conv2d, conv_transpose2d
 from minigen.ops.elementwise import leaky_relu, relu, sigmoid, softplus, tanh
-from minigen.ops.linalg import matmul
+from minigen.ops.linalg import linear
 from minigen.ops.losses import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -20,25 +20,8 @@ from minigen.ops.losses import (
 from minigen.ops.normalization import batch_norm
 from minigen.ops.pooling import avg_pool2d, max_pool2d
 from minigen.ops.reduce import log_softmax, logsumexp, softmax
-from minigen.ops.shape import pad, transpose
+from minigen.ops.shape import pad
 from minigen.tensor import Tensor
-
-
-def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """y = x W^T + b, for x of shape (..., in), W of shape (out, in) and b of shape (out,).
-
-    VJPs (from matmul's and the broadcast add's): gx = gy W, gW = gy^T x summed over the
-    leading dims, gb = gy summed over the leading dims.
-    """
-    if weight.ndim != 2:
-        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {weight.shape}")
-    if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
-        raise ValueError(
-            f"linear: input of shape {input.shape} does not end in in_features={weight.shape[1]} "
-            f"of the weight of shape {weight.shape}"
-        )
-    y = matmul(input, transpose(weight, 0, 1))
-    return y if bias is None else y + bias
 
 
 def dropout(input: Tensor, p: float = 0.5, training: bool = True) -> Tensor:

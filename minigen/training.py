@@ -184,7 +184,6 @@ class _Running:
         """Record one step's losses (a loss computed only on some steps is averaged over those)."""
         with no_grad():
             for name, value in values.items():
-                value = value.detach()
                 self.sums[name] = value if name not in self.sums else self.sums[name] + value
                 self.counts[name] = self.counts.get(name, 0) + 1
         self.step += 1
@@ -196,47 +195,62 @@ class _Running:
         return {name: total.item() / self.counts[name] for name, total in self.sums.items()}
 
 
+def vae_step(model, optimizer, x, beta: float = 1.0) -> dict:
+    """One optimisation step on the batch mean of the negative (beta-)ELBO: forward, loss,
+    backward, ``optimizer.step()``. Returns the step's loss, reconstruction and KL terms as
+    detached device tensors (reading them is the caller's choice: each read is a host copy)."""
+    out, mu, logvar = model(x)
+    terms = vae.elbo(x, out, mu, logvar, beta=beta)
+    loss = -terms.elbo.mean()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    with no_grad():
+        return {"loss": loss.detach(), "recon": -terms.reconstruction.mean(), "kl": terms.kl.mean()}
+
+
+def gan_step(
+    model, generator_optimizer, discriminator_optimizer, real, loss: str = "non-saturating",
+    gp_weight: float = 0.0, update_generator: bool = True,
+) -> dict:  # fmt: skip
+    """One discriminator step on ``real`` and a fresh fake batch and, if ``update_generator``,
+    one generator step on the same fakes. Returns the losses as detached device tensors."""
+    fake = model.generator(model.sample_noise(real.shape[0]))
+    d_loss = gan.discriminator_loss(model.discriminator(real), model.discriminator(fake.detach()), loss)
+    if gp_weight:
+        d_loss = d_loss + gp_weight * gan.gradient_penalty(model.discriminator, real, fake.detach())
+    discriminator_optimizer.zero_grad()
+    d_loss.backward()
+    discriminator_optimizer.step()
+    if loss == "wasserstein" and not gp_weight:
+        _clip_weights(model.discriminator, 0.01)  # Arjovsky et al.'s original Lipschitz constraint
+    losses = {"d_loss": d_loss.detach()}
+    if update_generator:
+        g_loss = gan.generator_loss(model.discriminator(fake), loss)
+        generator_optimizer.zero_grad()
+        g_loss.backward()
+        generator_optimizer.step()
+        losses["g_loss"] = g_loss.detach()
+    return losses
+
+
 def _vae_epoch(model, loader, optimizers, config, progress) -> dict:
-    optimizer = optimizers["optimizer"]
     running = _Running(progress, len(loader))
     model.train()
     for x, _ in loader:
-        out, mu, logvar = model(x)
-        terms = vae.elbo(x, out, mu, logvar, beta=config.beta)
-        loss = -terms.elbo.mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        running.add(loss=loss, recon=-terms.reconstruction.mean(), kl=terms.kl.mean())
+        running.add(**vae_step(model, optimizers["optimizer"], x, config.beta))
     return running.means()
 
 
 def _gan_epoch(model, loader, optimizers, config, progress) -> dict:
-    g_opt, d_opt = optimizers["generator_optimizer"], optimizers["discriminator_optimizer"]
     running = _Running(progress, len(loader))
     model.train()
     for step, (real, _) in enumerate(loader, 1):
-        fake = model.generator(model.sample_noise(real.shape[0]))
-        d_loss = gan.discriminator_loss(
-            model.discriminator(real), model.discriminator(fake.detach()), config.loss
-        )
-        if config.gp_weight:
-            d_loss = d_loss + config.gp_weight * gan.gradient_penalty(
-                model.discriminator, real, fake.detach()
-            )
-        d_opt.zero_grad()
-        d_loss.backward()
-        d_opt.step()
-        if config.loss == "wasserstein" and not config.gp_weight:
-            _clip_weights(model.discriminator, 0.01)  # Arjovsky et al.'s original Lipschitz constraint
-        values = {"d_loss": d_loss}
-        if step % config.n_critic == 0:
-            g_loss = gan.generator_loss(model.discriminator(fake), config.loss)
-            g_opt.zero_grad()
-            g_loss.backward()
-            g_opt.step()
-            values["g_loss"] = g_loss
-        running.add(**values)
+        losses = gan_step(
+            model, optimizers["generator_optimizer"], optimizers["discriminator_optimizer"], real,
+            config.loss, config.gp_weight, update_generator=step % config.n_critic == 0,
+        )  # fmt: skip
+        running.add(**losses)
     return running.means()
 
 

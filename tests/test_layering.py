@@ -200,6 +200,7 @@ _MODELS_LAYER = ("minigen.data", "minigen.generative", "minigen.metrics", "minig
 
 # What each low layer may import from minigen (DESIGN.md "Layout"; the module itself is allowed).
 ALLOWED = {
+    "minigen.allocator": (),
     "minigen.backend": (),
     "minigen.tensor": ("minigen.backend",),
     "minigen.autograd": ("minigen.tensor", "minigen.backend"),

@@ -4,6 +4,15 @@
 kh*kw strided slices, so a convolution becomes one matrix product; ``col2im`` is its adjoint
 and adds the columns back. Both are plain array code, so they run unchanged on CuPy.
 
+Memory layout. Tensors are (N, C, H, W), but the arrays behind them are laid out as
+(C, H, W, N): the batch is the innermost, contiguous axis. Then each of im2col's kh*kw slices
+copies runs of N contiguous numbers (a window offset moves whole rows of the batch), and the
+convolution is one large matrix product (O, C kh kw) @ (C kh kw, OH OW N) rather than N small
+ones. A Function returns its (C, H, W, N) result as an (N, C, H, W) view (a transpose, no
+copy); elementwise operations keep that layout, so in a stack of convolutions the next layer
+finds its input already in place. Chapter 06 keeps to the mathematics, which does not depend
+on the layout.
+
 Three Functions close under differentiation. With c = conv2d(x, w) and t = conv_transpose2d,
 conv_transpose2d(., w) is the adjoint of conv2d(., w) (its input gradient) and vice versa, and
 the weight gradient of both is one bilinear map W(x, g) (``Conv2dWeightGrad``) whose VJPs are
@@ -17,7 +26,7 @@ from minigen.backend import xp_of
 from minigen.ops.shape import reshape
 from minigen.tensor import Tensor
 
-# --- window geometry and the two array helpers ------------------------------------------------
+# --- window geometry, layouts and the two array helpers ---------------------------------------
 
 
 def as_pair(value, name: str) -> tuple[int, int]:
@@ -41,6 +50,16 @@ def transposed_output_size(size, kernel, stride, padding, dilation, output_paddi
     return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
 
 
+def batch_last(x):
+    """An (N, C, H, W) array as its (C, H, W, N) view: the layout im2col and col2im work in."""
+    return x.transpose(1, 2, 3, 0)
+
+
+def batch_first(x):
+    """A (C, H, W, N) array as its (N, C, H, W) view (the inverse of ``batch_last``)."""
+    return x.transpose(3, 0, 1, 2)
+
+
 def _window(k: int, out: int, stride: int, dilation: int) -> slice:
     """The padded positions that kernel offset ``k`` sees in the ``out`` windows along one axis."""
     start = k * dilation
@@ -57,41 +76,55 @@ def _padded_shape(size, out, kernel, stride, padding, dilation) -> tuple:
     )
 
 
+def _pad(x, extent, padding, fill):
+    """x (C, H, W, N) inside a contiguous (C, *extent, N) buffer at offset ``padding``, the
+    border set to ``fill``; x itself when it is contiguous and needs no border."""
+    (c, h, w, n), (top, left) = x.shape, padding
+    if (h, w) == tuple(extent) and x.flags.c_contiguous:
+        return x
+    padded = xp_of(x).empty((c, *extent, n), dtype=x.dtype)
+    padded[:, :top] = fill
+    padded[:, top + h :] = fill
+    padded[:, top : top + h, :left] = fill
+    padded[:, top : top + h, left + w :] = fill
+    padded[:, top : top + h, left : left + w] = x
+    return padded
+
+
 def im2col(x, kernel, out, stride, padding, dilation, fill=0.0):
-    """cols[n, c, i, j, p, q] = x_pad[n, c, i dh + p sh, j dw + q sw], of shape (N, C, kh, kw, *out).
+    """cols[c, i, j, p, q, n] = x_pad[c, i dh + p sh, j dw + q sw, n] for x of shape (C, H, W, N),
+    giving (C, kh, kw, *out, N).
 
     ``x_pad`` is x with ``padding`` rows/columns of ``fill`` before it and as many after as the
     ``out`` windows need. One strided slice per kernel offset (i, j); no loop over pixels.
     """
     xp = xp_of(x)
-    n, c, *size = x.shape
+    c, *size, n = x.shape
     extent = _padded_shape(size, out, kernel, stride, padding, dilation)
-    widths = ((0, 0), (0, 0)) + tuple((p, e - s - p) for s, e, p in zip(size, extent, padding))
-    if any(w != (0, 0) for w in widths):
-        x = xp.pad(x, widths, mode="constant", constant_values=fill)
-    cols = xp.empty((n, c, *kernel, *out), dtype=x.dtype)
+    x = _pad(x, extent, padding, fill)
+    cols = xp.empty((c, *kernel, *out, n), dtype=x.dtype)
     for i in range(kernel[0]):
         rows = _window(i, out[0], stride[0], dilation[0])
         for j in range(kernel[1]):
-            cols[:, :, i, j] = x[:, :, rows, _window(j, out[1], stride[1], dilation[1])]
+            cols[:, i, j] = x[:, rows, _window(j, out[1], stride[1], dilation[1])]
     return cols
 
 
 def col2im(cols, size, stride, padding, dilation):
-    """The adjoint of ``im2col``: x[n, c, h, w] = sum of the cols entries that im2col copied
-    from position (h, w), for cols of shape (N, C, kh, kw, OH, OW) and an input of spatial
-    ``size``; what lands in the padding is dropped."""
+    """The adjoint of ``im2col``: x[c, h, w, n] = sum of the cols entries that im2col copied
+    from position (h, w), for cols of shape (C, kh, kw, OH, OW, N) and an input of spatial
+    ``size``; what lands in the padding is dropped. Returns a (C, H, W, N) view."""
     xp = xp_of(cols)
-    n, c, kh, kw, *out = cols.shape
+    c, kh, kw, *out, n = cols.shape
     extent = _padded_shape(size, out, (kh, kw), stride, padding, dilation)
-    x = xp.zeros((n, c, *extent), dtype=cols.dtype)
+    x = xp.zeros((c, *extent, n), dtype=cols.dtype)
     for i in range(kh):
         rows = _window(i, out[0], stride[0], dilation[0])
         for j in range(kw):
             # The positions of one kernel offset are distinct, so += adds each entry once.
-            x[:, :, rows, _window(j, out[1], stride[1], dilation[1])] += cols[:, :, i, j]
+            x[:, rows, _window(j, out[1], stride[1], dilation[1])] += cols[:, i, j]
     (top, left), (h, w) = padding, size
-    return x[:, :, top : top + h, left : left + w]
+    return x[:, top : top + h, left : left + w]
 
 
 # --- the three Functions -------------------------------------------------------------------------
@@ -113,15 +146,15 @@ class Conv2d(_Convolution):
     """y[n, o, p, q] = sum_{c, i, j} w[o, c, i, j] x_pad[n, c, p sh + i dh, q sw + j dw]
     (cross-correlation, as PyTorch), for x (N, C, H, W), w (O, C, kh, kw), y (N, O, *size).
 
-    Computed as the matrix product w (O, C kh kw) @ im2col(x) (N, C kh kw, OH OW).
+    Computed as one matrix product w (O, C kh kw) @ im2col(x) (C kh kw, OH OW N).
     VJP: gx = conv_transpose2d(gy, w) back to x's size; gw = W(x, gy) (``Conv2dWeightGrad``).
     """
 
     def forward(self, x, w):
-        cols = im2col(x, w.shape[2:], self.size, *self.geometry())
-        n, o = x.shape[0], w.shape[0]
-        y = xp_of(x).matmul(w.reshape(o, -1), cols.reshape(n, -1, self.size[0] * self.size[1]))
-        return y.reshape(n, o, *self.size)
+        cols = im2col(batch_last(x), w.shape[2:], self.size, *self.geometry())
+        o, n = w.shape[0], x.shape[0]
+        y = w.reshape(o, -1) @ cols.reshape(-1, self.size[0] * self.size[1] * n)
+        return batch_first(y.reshape(o, *self.size, n))
 
     def backward(self, gy):
         x, w = self.inputs
@@ -136,15 +169,17 @@ class ConvTranspose2d(_Convolution):
     for x (N, C, H, W), w (C, O, kh, kw), y (N, O, *size): each input pixel stamps its
     weighted kernel onto the output. It is the adjoint of conv2d: <t(x, w), z> = <x, c(z, w)>.
 
+    Computed as one matrix product w^T (O kh kw, C) @ x (C, H W N), then col2im.
     VJP: gx = conv2d(gy, w) (to x's size); gw = W(gy, x), the conv2d weight gradient with the
     roles of input and output swapped (gw[c, o] pairs x's channel c with y's channel o).
     """
 
     def forward(self, x, w):
         n, c, h, width = x.shape
-        kh, kw = w.shape[2:]
-        cols = xp_of(x).matmul(w.reshape(c, -1).T, x.reshape(n, c, h * width))
-        return col2im(cols.reshape(n, w.shape[1], kh, kw, h, width), self.size, *self.geometry())
+        o, kh, kw = w.shape[1:]
+        cols = w.reshape(c, -1).T @ batch_last(x).reshape(c, -1)
+        y = col2im(cols.reshape(o, kh, kw, h, width, n), self.size, *self.geometry())
+        return batch_first(y)
 
     def backward(self, gy):
         x, w = self.inputs
@@ -158,13 +193,16 @@ class Conv2dWeightGrad(_Convolution):
     """W(x, g)[o, c, i, j] = sum_{n, p, q} g[n, o, p, q] x_pad[n, c, p sh + i dh, q sw + j dw]:
     the weight gradient of conv2d at input x and output gradient g; ``size`` is (kh, kw).
 
+    Computed as one matrix product g (O, OH OW N) @ im2col(x)^T (OH OW N, C kh kw).
     It is bilinear, with <W(x, g), v> = <g, conv2d(x, v)>, so for a cotangent v of w's shape
     VJP: gx = conv_transpose2d(g, v) (to x's size); gg = conv2d(x, v) (to g's size).
     """
 
     def forward(self, x, g):
-        cols = im2col(x, self.size, g.shape[2:], *self.geometry())
-        return xp_of(x).tensordot(g, cols, axes=((0, 2, 3), (0, 4, 5)))
+        cols = im2col(batch_last(x), self.size, g.shape[2:], *self.geometry())
+        c, o = x.shape[1], g.shape[1]
+        gw = batch_last(g).reshape(o, -1) @ cols.reshape(c * self.size[0] * self.size[1], -1).T
+        return gw.reshape(o, c, *self.size)
 
     def backward(self, gw):
         x, g = self.inputs

@@ -41,3 +41,47 @@ def matmul(a, b) -> Tensor:
     if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not match (inner sizes differ)")
     return MatMul()(a, b)
+
+
+class Linear(Function):
+    """y = x W^T + b (b optional), for x (..., in), W (out, in), b (out,): the affine map of a
+    dense layer as one primitive, so the bias is added in place to the product's output.
+
+    With the leading dims of x and gy flattened (x2 of shape (M, in), gy2 of shape (M, out)):
+    VJP: gx = gy W; gW = gy2^T x2; gb = sum of gy2 over its rows.
+    """
+
+    def forward(self, x, w, b=None):
+        y = x @ w.T
+        if b is None:
+            return y
+        if y.dtype == b.dtype:
+            y += b  # the product's output is ours: no second array for the sum
+            return y
+        return y + b
+
+    def backward(self, gy):
+        x, w = self.inputs[:2]
+        need = self.needs_input_grad
+        gy2 = reshape(gy, (-1, w.shape[0]))
+        gx = matmul(gy, w) if need[0] else None
+        gw = matmul(transpose(gy2, 0, 1), reshape(x, (-1, w.shape[1]))) if need[1] else None
+        gb = gy2.sum(dim=0) if len(need) == 3 and need[2] else None
+        return gx, gw, gb
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x W^T + b for x of shape (..., in), W of shape (out, in) and b of shape (out,)."""
+    if weight.ndim != 2:
+        raise ValueError(f"linear: weight must be 2-D (out_features, in_features), got shape {weight.shape}")
+    if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"linear: input of shape {input.shape} does not end in in_features={weight.shape[1]} "
+            f"of the weight of shape {weight.shape}"
+        )
+    if bias is not None and tuple(bias.shape) != (weight.shape[0],):
+        raise ValueError(
+            f"linear: bias must have shape ({weight.shape[0]},) for the weight of shape {weight.shape}; "
+            f"got {bias.shape}"
+        )
+    return Linear()(input, weight) if bias is None else Linear()(input, weight, bias)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from minigen.autograd import Function
 from minigen.backend import xp_of
-from minigen.ops.conv import ConvTranspose2d, as_pair, col2im, im2col
+from minigen.ops.conv import ConvTranspose2d, as_pair, batch_first, batch_last, col2im, im2col
 from minigen.ops.shape import reshape
 from minigen.tensor import Tensor
 
@@ -24,13 +24,14 @@ class _Pooling(Function):
         self.stride, self.padding, self.dilation = stride, padding, dilation
 
     def windows(self, x, fill):
-        """im2col of x with the kernel offsets flattened: shape (N, C, kh kw, OH, OW)."""
-        cols = im2col(x, self.kernel, self.size, self.stride, self.padding, self.dilation, fill)
-        return cols.reshape(x.shape[0], x.shape[1], -1, *self.size)
+        """im2col of x (N, C, H, W) with the kernel offsets flattened, in conv's batch-last
+        layout: shape (C, kh kw, OH, OW, N)."""
+        cols = im2col(batch_last(x), self.kernel, self.size, self.stride, self.padding, self.dilation, fill)
+        return cols.reshape(x.shape[1], -1, *self.size, x.shape[0])
 
 
 class _ArgMaxPooling(_Pooling):
-    """Pooling settings plus ``argmax``, the winning offset of each window, (N, C, 1, OH, OW)."""
+    """Pooling settings plus ``argmax``, the winning offset of each window, (C, 1, OH, OW, N)."""
 
     def __init__(self, kernel, size, stride, padding, dilation, argmax=None):
         super().__init__(kernel, size, stride, padding, dilation)
@@ -57,17 +58,17 @@ class MaxPool2d(_ArgMaxPooling):
         xp = xp_of(x)
         if self.argmax is None:
             windows = self.windows(x, -xp.inf)
-            self.argmax = windows.argmax(axis=2)[:, :, None]  # argmax takes the first of equal maxima
+            self.argmax = windows.argmax(axis=1)[:, None]  # argmax takes the first of equal maxima
         else:
             windows = self.windows(x, 0.0)
-        return xp.take_along_axis(windows, self.argmax, axis=2)[:, :, 0]
+        return batch_first(xp.take_along_axis(windows, self.argmax, axis=1)[:, 0])
 
     def backward(self, gy):
         return self.transpose(self.inputs[0].shape[2:])(gy)
 
 
 class MaxPool2dBackward(_ArgMaxPooling):
-    """gx = col2im(r) with the one-hot routing r[n, c, k, p, q] = g[n, c, p, q] [k = a[n, c, p, q]]:
+    """gx = col2im(r) with the one-hot routing r[c, k, p, q, n] = g[n, c, p, q] [k = a[c, p, q, n]]:
     every output gradient lands on the arg-max of its window (where windows overlap, the
     shares add; what lands in the padding is dropped). ``size`` is the input's (H, W).
 
@@ -77,9 +78,9 @@ class MaxPool2dBackward(_ArgMaxPooling):
 
     def forward(self, g):
         n, c, *out = g.shape
-        offsets = xp_of(g).arange(self.kernel[0] * self.kernel[1]).reshape(-1, 1, 1)
-        routed = (g[:, :, None] * (offsets == self.argmax)).reshape(n, c, *self.kernel, *out)
-        return col2im(routed, self.size, self.stride, self.padding, self.dilation)
+        offsets = xp_of(g).arange(self.kernel[0] * self.kernel[1]).reshape(-1, 1, 1, 1)
+        routed = (batch_last(g)[:, None] * (offsets == self.argmax)).reshape(c, *self.kernel, *out, n)
+        return batch_first(col2im(routed, self.size, self.stride, self.padding, self.dilation))
 
     def backward(self, ggx):
         return self.transpose(self.inputs[0].shape[2:])(ggx)
@@ -98,7 +99,8 @@ class AvgPool2d(_Pooling):
         self.scale = scale
 
     def forward(self, x):
-        return self.windows(x, 0.0).sum(axis=2) * self.scale.astype(x.dtype, copy=False)
+        pooled = self.windows(x, 0.0).sum(axis=1) * self.scale.astype(x.dtype, copy=False)[:, :, None]
+        return batch_first(pooled)
 
     def backward(self, gy):
         x = self.inputs[0]

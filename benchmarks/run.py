@@ -1,0 +1,440 @@
+"""Training-step times and peak working memory, minigen next to PyTorch CPU, in one run.
+
+For each model, a full float32 training step (forward, loss, backward, optimiser step) on
+MNIST-shaped random data (batch 128) is timed in minigen and in PyTorch on the identical
+architecture with the same weights, at each thread count. The layer rows time one layer's
+forward and backward. Every measurement runs in its own child process that imports one
+library only, so each one's peak working memory is its own: peak RSS minus the RSS right after
+the import (``import torch`` alone is hundreds of MiB, which raw RSS would count against it).
+minigen is measured twice, with its malloc thresholds (the default, ``minigen.allocator``)
+and with glibc's defaults (``MINIGEN_MALLOC=system``).
+
+GFLOP/s is each step's matrix-product and convolution arithmetic (counted by PyTorch's
+FlopCounterMode on the twin) over its time, next to this machine's float32 matrix-product peak
+(a 2048 x 2048 NumPy product) at the same thread count.
+
+    python benchmarks/run.py [--threads 1 2] [--repeat 7] [--models mlp-vae conv-vae ...]
+        [--json benchmarks/results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BATCH = 128
+IMAGE = (1, 28, 28)
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+# --- the measured programs, written once for each library -----------------------------------------
+
+
+def _minigen_program(model: str):
+    """(step, state): a no-argument function doing one minigen training step, and the weights."""
+    import numpy as np
+
+    import minigen
+    import minigen.nn as nn
+    from minigen.generative.gan import DCGAN
+    from minigen.generative.vae import MLPVAE, ConvVAE
+    from minigen.optim import Adam
+    from minigen.training import gan_step, vae_step
+
+    minigen.manual_seed(0)
+    rng = np.random.default_rng(0)
+    if model in LAYERS:
+        layer = LAYERS[model][0](nn)
+        x = minigen.tensor(rng.standard_normal(LAYERS[model][2], dtype=np.float32), requires_grad=True)
+        with minigen.no_grad():
+            g = minigen.tensor(rng.standard_normal(layer(x).shape, dtype=np.float32))
+
+        def layer_step():
+            layer.zero_grad()
+            x.grad = None
+            layer(x).backward(g)
+
+        return layer_step, {k: v.numpy() for k, v in layer.state_dict().items()}
+    x = minigen.tensor(rng.random((BATCH, *IMAGE), dtype=np.float32))
+    if model == "dcgan":
+        gan = DCGAN(IMAGE)
+        g_opt = Adam(gan.generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        d_opt = Adam(gan.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        return (lambda: gan_step(gan, g_opt, d_opt, x)), _state(gan)
+    vae = MLPVAE(IMAGE) if model == "mlp-vae" else ConvVAE(IMAGE)
+    optimizer = Adam(vae.parameters(), lr=1e-3)
+    return (lambda: vae_step(vae, optimizer, x)), _state(vae)
+
+
+def _state(module) -> dict:
+    return {k: v.numpy() for k, v in module.state_dict().items()}
+
+
+def _torch_models(torch):
+    """PyTorch twins of minigen's MLPVAE, ConvVAE and DCGAN: same layers, same state-dict keys."""
+    nn = torch.nn
+
+    class MLPVAE(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc21, self.fc22 = nn.Linear(784, 400), nn.Linear(400, 20), nn.Linear(400, 20)
+            self.fc3, self.fc4 = nn.Linear(20, 400), nn.Linear(400, 784)
+
+        def forward(self, x):
+            h = torch.relu(self.fc1(x.reshape(x.shape[0], -1)))
+            mu, logvar = self.fc21(h), self.fc22(h)
+            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+            return self.fc4(torch.relu(self.fc3(z))).reshape(x.shape), mu, logvar
+
+    class ConvVAE(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.Sequential(
+                nn.Conv2d(1, 32, 4, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(), nn.Flatten()
+            )
+            self.fc_mu, self.fc_logvar = nn.Linear(64 * 49, 20), nn.Linear(64 * 49, 20)
+            self.decoder = nn.Sequential(
+                nn.Linear(20, 64 * 49), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
+                nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(32, 1, 4, 2, 1),
+            )  # fmt: skip
+
+        def forward(self, x):
+            h = self.encoder(x)
+            mu, logvar = self.fc_mu(h), self.fc_logvar(h)
+            return self.decoder(mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)), mu, logvar
+
+    class DCGAN(nn.Module):
+        def __init__(self, width=64):
+            super().__init__()
+            base = 2 * width * 49
+            self.generator = nn.Sequential(
+                nn.Linear(100, base, bias=False), nn.BatchNorm1d(base), nn.ReLU(),
+                nn.Unflatten(1, (2 * width, 7, 7)),
+                nn.ConvTranspose2d(2 * width, width, 4, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+                nn.ConvTranspose2d(width, 1, 4, 2, 1), nn.Sigmoid(),
+            )  # fmt: skip
+            self.discriminator = nn.Sequential(
+                nn.Conv2d(1, width, 4, 2, 1), nn.LeakyReLU(0.2),
+                nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * width),
+                nn.LeakyReLU(0.2),
+                nn.Flatten(), nn.Linear(base, 1), nn.Flatten(0),
+            )  # fmt: skip
+
+    return {"mlp-vae": MLPVAE, "conv-vae": ConvVAE, "dcgan": DCGAN}
+
+
+def _torch_program(model: str, state: dict):
+    """The same step in PyTorch, its weights copied from minigen's ``state``."""
+    import numpy as np
+    import torch
+
+    functional = torch.nn.functional
+    torch.manual_seed(0)
+    if model in LAYERS:
+        layer = LAYERS[model][0](torch.nn)
+    else:
+        layer = _torch_models(torch)[model]()
+    layer.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+    rng = np.random.default_rng(0)
+    if model in LAYERS:
+        x = torch.from_numpy(rng.standard_normal(LAYERS[model][2], dtype="float32")).requires_grad_()
+        g = torch.from_numpy(rng.standard_normal(layer(x).shape, dtype="float32"))
+
+        def layer_step():
+            layer.zero_grad()
+            x.grad = None
+            layer(x).backward(g)
+
+        return layer_step
+    x = torch.from_numpy(rng.random((BATCH, *IMAGE), dtype="float32"))
+    if model == "dcgan":
+        g_opt = torch.optim.Adam(layer.generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        d_opt = torch.optim.Adam(layer.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        ones, zeros = torch.ones(BATCH), torch.zeros(BATCH)
+
+        def gan_step():
+            fake = layer.generator(torch.randn(BATCH, 100))
+            d_real, d_fake = layer.discriminator(x), layer.discriminator(fake.detach())
+            d_loss = functional.binary_cross_entropy_with_logits(
+                d_real, ones
+            ) + functional.binary_cross_entropy_with_logits(d_fake, zeros)
+            d_opt.zero_grad()
+            d_loss.backward()
+            d_opt.step()
+            g_loss = functional.binary_cross_entropy_with_logits(layer.discriminator(fake), ones)
+            g_opt.zero_grad()
+            g_loss.backward()
+            g_opt.step()
+
+        return gan_step
+    optimizer = torch.optim.Adam(layer.parameters(), lr=1e-3)
+
+    def vae_step():
+        logits, mu, logvar = layer(x)
+        recon = functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum((1, 2, 3))
+        kl = 0.5 * (mu * mu + logvar.exp() - logvar - 1).sum(1)
+        loss = (recon + kl).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    return vae_step
+
+
+# name -> (factory given an nn module namespace, description, input shape)
+LAYERS = {
+    "linear": (lambda nn: nn.Linear(784, 400), "Linear 784->400", (BATCH, 784)),
+    "conv2d": (lambda nn: nn.Conv2d(32, 64, 3, padding=1), "Conv2d 32->64 3x3 p1", (BATCH, 32, 14, 14)),
+    "conv-transpose2d": (
+        lambda nn: nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1),
+        "ConvTranspose2d 64->32 4x4 s2 p1",
+        (BATCH, 64, 7, 7),
+    ),
+}
+MODELS = ("mlp-vae", "conv-vae", "dcgan", *LAYERS)
+DESCRIPTIONS = {"mlp-vae": "MLP VAE 784-400-20", "conv-vae": "conv VAE", "dcgan": "DCGAN (D + G step)"}
+DESCRIPTIONS.update({name: spec[1] for name, spec in LAYERS.items()})
+
+
+# --- one measurement, in a child process -------------------------------------------------------------
+
+
+def _status_mib(field: str) -> float:
+    with open("/proc/self/status") as status:
+        fields = dict(line.split(":", 1) for line in status)
+    return int(fields[field].split()[0]) / 1024
+
+
+def _rss_mib() -> float:
+    return _status_mib("VmRSS")
+
+
+def _peak_rss_mib() -> float:
+    """VmHWM, this process image's own peak (getrusage's ru_maxrss would also count the parent's
+    RSS at the fork that started this child)."""
+    return _status_mib("VmHWM")
+
+
+def _median_seconds(step, repeat: int) -> float:
+    """Median over ``repeat`` rounds of the mean time of one step (each round lasts >= 0.2 s)."""
+    step()  # warm-up: first-touch allocations, BLAS thread start-up
+    start, calls = time.perf_counter(), 0
+    while time.perf_counter() - start < 0.2:
+        step()
+        calls += 1
+    rounds = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(calls):
+            step()
+        rounds.append((time.perf_counter() - start) / calls)
+    return sorted(rounds)[len(rounds) // 2]
+
+
+def _warm_up(library) -> None:
+    """One Adam step of a 64 -> 64 linear layer, so that what a library loads or allocates
+    once on first use (BLAS buffers, PyTorch's autograd engine and optimiser modules, about
+    40-70 MiB) is part of the baseline rather than of the measured step."""
+    layer = library.nn.Linear(64, 64)
+    optimizer = library.optim.Adam(layer.parameters())
+    layer(library.ones(64, 64)).sum().backward()
+    optimizer.step()
+
+
+def child(spec: dict) -> dict:
+    """Time one (library, model, threads) and measure its peak working memory. Everything the
+    step needs is imported before the baseline RSS is read, so only the step's arrays count."""
+    import numpy as np
+
+    threads, state_file = spec["threads"], spec.get("state")
+    if spec["library"] == "torch":
+        import torch
+        from torch.utils.flop_counter import FlopCounterMode
+
+        torch.set_num_threads(threads)
+        _warm_up(torch)
+        baseline = _rss_mib()
+        with np.load(state_file) as archive:
+            state = {key: archive[key] for key in archive.files}
+        step = _torch_program(spec["model"], state)
+        result = {"seconds": _median_seconds(step, spec["repeat"])}
+        counter = FlopCounterMode(display=False)
+        with counter:
+            step()
+        result["flops"] = counter.get_total_flops()
+    else:
+        from threadpoolctl import threadpool_limits
+
+        import minigen
+        import minigen.training  # noqa: F401 - the step functions and everything they import
+
+        threadpool_limits(threads)
+        _warm_up(minigen)
+        baseline = _rss_mib()
+        step, state = _minigen_program(spec["model"])
+        if state_file:
+            np.savez(state_file, **state)
+        result = {"seconds": _median_seconds(step, spec["repeat"]), "malloc_tuned": minigen.allocator.applied}
+    result["memory_mib"] = _peak_rss_mib() - baseline
+    return result
+
+
+def _spawn(spec: dict, malloc: str | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "MINIGEN_MALLOC"}
+    env.update({name: str(spec["threads"]) for name in THREAD_VARIABLES})
+    if malloc:
+        env["MINIGEN_MALLOC"] = malloc
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(spec)], env=env, capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark child {spec} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def matmul_peak_gflops(threads: int) -> float:
+    """This machine's float32 matrix-product rate: a 2048 x 2048 NumPy product, best of 5."""
+    spec = {"library": "numpy-peak", "threads": threads}
+    env = {**os.environ, **{name: str(threads) for name in THREAD_VARIABLES}}
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(spec)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])["gflops"]
+
+
+def _peak_child(threads: int) -> dict:
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
+    a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
+    a @ a
+    best = min(_time_once(lambda: a @ a) for _ in range(5))
+    return {"gflops": 2 * 2048**3 / best / 1e9}
+
+
+def _time_once(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+# --- the table ---------------------------------------------------------------------------------------
+
+
+def measure(models, thread_counts, repeat: int, state_dir: Path) -> dict:
+    rows = []
+    peaks = {n: matmul_peak_gflops(n) for n in thread_counts}
+    for model in models:
+        for n in thread_counts:
+            state = str(state_dir / f"{model}.npz")
+            base = {"model": model, "threads": n, "repeat": repeat}
+            mine = _spawn({**base, "library": "minigen", "state": state})
+            system = _spawn({**base, "library": "minigen"}, malloc="system")
+            theirs = _spawn({**base, "library": "torch", "state": state})
+            flops = theirs["flops"]
+            rows.append(
+                {
+                    "model": model,
+                    "threads": n,
+                    "minigen_ms": mine["seconds"] * 1e3,
+                    "minigen_glibc_default_ms": system["seconds"] * 1e3,
+                    "torch_ms": theirs["seconds"] * 1e3,
+                    "ratio": mine["seconds"] / theirs["seconds"],
+                    "minigen_mib": mine["memory_mib"],
+                    "torch_mib": theirs["memory_mib"],
+                    "memory_ratio": mine["memory_mib"] / theirs["memory_mib"],
+                    "gflop_per_step": flops / 1e9,
+                    "minigen_gflops": flops / mine["seconds"] / 1e9,
+                    "torch_gflops": flops / theirs["seconds"] / 1e9,
+                    "matmul_peak_gflops": peaks[n],
+                    "malloc_tuned": mine["malloc_tuned"],
+                }
+            )
+            _print_row(rows[-1])
+    return {"machine": machine(), "batch": BATCH, "rows": rows}
+
+
+def machine() -> dict:
+    import numpy as np
+
+    import minigen
+
+    try:
+        import torch
+
+        torch_version = torch.__version__
+    except ImportError:
+        torch_version = None
+    with open("/proc/cpuinfo") as info:
+        names = [line.split(":", 1)[1].strip() for line in info if line.startswith("model name")]
+    cpu = names[0] if names else platform.processor()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "minigen": minigen.__version__,
+        "torch": torch_version,
+    }
+
+
+HEADER = (
+    f"{'model':<34}{'thr':>4}{'minigen ms':>11}{'glibc ms':>10}{'torch ms':>10}{'ratio':>7}"
+    f"{'mg MiB':>8}{'pt MiB':>8}{'mem':>6}{'mg GF/s':>9}{'pt GF/s':>9}{'peak':>7}"
+)
+
+
+def _print_row(r: dict) -> None:
+    print(
+        f"{DESCRIPTIONS[r['model']]:<34}{r['threads']:>4}{r['minigen_ms']:>11.2f}"
+        f"{r['minigen_glibc_default_ms']:>10.2f}{r['torch_ms']:>10.2f}{r['ratio']:>7.2f}"
+        f"{r['minigen_mib']:>8.1f}{r['torch_mib']:>8.1f}{r['memory_ratio']:>6.2f}"
+        f"{r['minigen_gflops']:>9.1f}{r['torch_gflops']:>9.1f}{r['matmul_peak_gflops']:>7.1f}",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to run")
+    parser.add_argument("--repeat", type=int, default=7, help="timing rounds per step; the median is shown")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="what to run")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results here as JSON")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        spec = json.loads(args.child)
+        print(json.dumps(_peak_child(spec["threads"]) if spec["library"] == "numpy-peak" else child(spec)))
+        return
+
+    import tempfile
+
+    info = machine()
+    print(
+        f"training step, float32, batch {BATCH}; {info['cpu']}, {info['cores']} cores; "
+        f"python {info['python']}, numpy {info['numpy']}, minigen {info['minigen']}, torch {info['torch']}"
+    )
+    print("ratio = minigen / torch time; mem = minigen / torch peak working memory")
+    print("(peak RSS - RSS after import); glibc ms = minigen with MINIGEN_MALLOC=system;")
+    print("GF/s = matmul/conv GFLOP per second; peak = a NumPy float32 matmul")
+    print(HEADER)
+    print("-" * len(HEADER))
+    with tempfile.TemporaryDirectory() as state_dir:
+        results = measure(args.models, args.threads, args.repeat, Path(state_dir))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
