@@ -2,14 +2,17 @@
 
 The public face mirrors PyTorch's names: ``minigen.tensor``, ``minigen.randn``,
 ``x.backward()``, ``minigen.no_grad()``, ``minigen.grad(...)``, ``minigen.nn``,
-``minigen.functional``, ``minigen.optim``, ``minigen.save`` / ``minigen.load``.
+``minigen.functional``, ``minigen.optim``, ``minigen.save`` / ``minigen.load``, and the data
+sets and models as ``minigen.data`` and ``minigen.generative``. The modules that need matplotlib,
+tqdm or scikit-learn's estimators (``minigen.viz``, ``minigen.metrics``, ``minigen.training``)
+are imported when asked for (``import minigen.training``).
 
 Importing minigen raises glibc's malloc thresholds so that a training step reuses its freed
 arrays instead of mapping them afresh (``minigen.allocator``; opt out with
 ``MINIGEN_MALLOC=system``).
 """
 
-from minigen import allocator, functional, nn, ops, optim  # allocator first: it tunes malloc on import
+from minigen import allocator, data, functional, generative, nn, ops, optim  # allocator: first
 from minigen.autograd import Function, enable_grad, grad, is_grad_enabled, no_grad
 from minigen.backend import (
     bool_,
@@ -106,6 +109,7 @@ __all__ = [
     "clamp",
     "clip",
     "cuda_available",
+    "data",
     "div",
     "enable_grad",
     "eq",
@@ -116,6 +120,7 @@ __all__ = [
     "float64",
     "full",
     "functional",
+    "generative",
     "full_like",
     "ge",
     "grad",

@@ -243,7 +243,8 @@ def _sweep(outputs, grad_outputs, targets, retain_graph, create_graph) -> dict:
                 if entry is not None and (targets is None or id(y) not in targets):
                     del grads[id(y)]
                     if targets is None and y.retains_grad:  # grad() leaves .grad alone
-                        y.grad = entry[1] if y.grad is None else y.grad + entry[1]
+                        # a copy unless create_graph: the same gradient flows on to y's inputs
+                        y.grad = _own(entry[1], set(), create_graph) if y.grad is None else y.grad + entry[1]
                 gys.append(None if entry is None else entry[1])
             if all(g is None for g in gys):
                 continue
@@ -302,10 +303,26 @@ def backward(output: Tensor, gradient=None, retain_graph=None, create_graph=Fals
     """Accumulate the gradient of ``output`` into ``.grad`` of the leaves that require grad."""
     _check_differentiable([output])
     retain_graph = create_graph if retain_graph is None else retain_graph
-    grads = _sweep([output], [_seed_gradient(output, gradient)], None, retain_graph, create_graph)
+    seed = _seed_gradient(output, gradient)
+    grads = _sweep([output], [seed], None, retain_graph, create_graph)
+    stored = {id(seed.data)}  # the caller's array: no .grad may alias it
     for x, g in grads.values():
         if x.creator is None:
-            x.grad = g if x.grad is None else x.grad + g
+            x.grad = _own(g, stored, create_graph) if x.grad is None else x.grad + g
+
+
+def _own(g: Tensor, stored: set, create_graph: bool) -> Tensor:
+    """``g`` as a leaf's new ``.grad``: an array of its own, as PyTorch's, so that changing one
+    gradient in place (clipping, scaling) changes nothing else. A gradient that is a view
+    (a broadcast of a sum's gradient is even read-only) or an array already given to another
+    leaf in this pass (``a + b`` hands the same gy to both) is copied. With ``create_graph`` the
+    gradient is part of a graph and is kept as it is."""
+    if create_graph:
+        return g
+    if id(g.data) in stored or not g.data.flags.owndata:
+        g = Tensor(g.data.copy())
+    stored.add(id(g.data))
+    return g
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):

@@ -782,3 +782,29 @@ def test_tensor_is_hashable_while_eq_is_elementwise():
     assert isinstance(equal, Tensor)
     np.testing.assert_array_equal(equal.numpy(), [True, False, True])
     np.testing.assert_array_equal((a != b).numpy(), [False, True, False])
+
+
+def test_leaf_gradients_are_arrays_of_their_own():
+    """As PyTorch: changing one .grad in place changes no other gradient and no caller's array."""
+    a = minigen.randn(3, 4, requires_grad=True)
+    b = minigen.randn(3, 4, requires_grad=True)
+    (a + b).sum().backward()  # both get the same gy, a broadcast (read-only) view of the seed
+    a.grad.data *= 2.0
+    assert a.grad.data.flags.writeable
+    np.testing.assert_array_equal(a.grad.numpy(), np.full((3, 4), 2.0, dtype=np.float32))
+    np.testing.assert_array_equal(b.grad.numpy(), np.ones((3, 4), dtype=np.float32))
+
+    x = minigen.randn(2, 3, requires_grad=True)
+    seed = minigen.ones(3, 2)
+    x.reshape(3, 2).backward(seed)  # x.grad would be a view of the caller's seed
+    x.grad.data[...] = 5.0
+    np.testing.assert_array_equal(seed.numpy(), np.ones((3, 2), dtype=np.float32))
+
+
+def test_retained_gradient_does_not_alias_the_inputs_gradient():
+    x = minigen.randn(3, requires_grad=True)
+    y = x + 0.0
+    y.retain_grad()
+    y.sum().backward()
+    y.grad.data[...] = 7.0
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones(3, dtype=np.float32))
