@@ -13,7 +13,7 @@ GFLOP/s is each step's matrix-product and convolution arithmetic (counted by PyT
 FlopCounterMode on the twin) over its time, next to this machine's float32 matrix-product peak
 (a 2048 x 2048 NumPy product) at the same thread count.
 
-    python benchmarks/run.py [--threads 1 2] [--repeat 7] [--models mlp-vae conv-vae ...]
+    python benchmarks/run.py [--threads 1 2] [--repeat 7] [--rounds 3] [--models mlp-vae ...]
         [--json benchmarks/results.json]
 """
 
@@ -332,37 +332,50 @@ def _time_once(fn) -> float:
 # --- the table ---------------------------------------------------------------------------------------
 
 
-def measure(models, thread_counts, repeat: int, state_dir: Path) -> dict:
+def _median(values):
+    return sorted(values)[len(values) // 2]
+
+
+def measure(models, thread_counts, repeat: int, rounds: int, state_dir: Path) -> dict:
+    """Each (model, threads) is measured ``rounds`` times, the libraries taking turns, so that a
+    change in the machine's load between children hits all of them alike; the medians over the
+    rounds are reported."""
     rows = []
     peaks = {n: matmul_peak_gflops(n) for n in thread_counts}
     for model in models:
         for n in thread_counts:
             state = str(state_dir / f"{model}.npz")
             base = {"model": model, "threads": n, "repeat": repeat}
-            mine = _spawn({**base, "library": "minigen", "state": state})
-            system = _spawn({**base, "library": "minigen"}, malloc="system")
-            theirs = _spawn({**base, "library": "torch", "state": state})
-            flops = theirs["flops"]
+            runs = {"minigen": [], "system": [], "torch": []}
+            for _ in range(rounds):
+                runs["minigen"].append(_spawn({**base, "library": "minigen", "state": state}))
+                runs["system"].append(_spawn({**base, "library": "minigen"}, malloc="system"))
+                runs["torch"].append(_spawn({**base, "library": "torch", "state": state}))
+            seconds = {k: _median([r["seconds"] for r in v]) for k, v in runs.items()}
+            memory = {k: _median([r["memory_mib"] for r in v]) for k, v in runs.items()}
+            flops = runs["torch"][0]["flops"]
             rows.append(
                 {
                     "model": model,
                     "threads": n,
-                    "minigen_ms": mine["seconds"] * 1e3,
-                    "minigen_glibc_default_ms": system["seconds"] * 1e3,
-                    "torch_ms": theirs["seconds"] * 1e3,
-                    "ratio": mine["seconds"] / theirs["seconds"],
-                    "minigen_mib": mine["memory_mib"],
-                    "torch_mib": theirs["memory_mib"],
-                    "memory_ratio": mine["memory_mib"] / theirs["memory_mib"],
+                    "minigen_ms": seconds["minigen"] * 1e3,
+                    "minigen_glibc_default_ms": seconds["system"] * 1e3,
+                    "torch_ms": seconds["torch"] * 1e3,
+                    "ratio": seconds["minigen"] / seconds["torch"],
+                    "minigen_mib": memory["minigen"],
+                    "minigen_glibc_default_mib": memory["system"],
+                    "torch_mib": memory["torch"],
+                    "memory_ratio": memory["minigen"] / memory["torch"],
                     "gflop_per_step": flops / 1e9,
-                    "minigen_gflops": flops / mine["seconds"] / 1e9,
-                    "torch_gflops": flops / theirs["seconds"] / 1e9,
+                    "minigen_gflops": flops / seconds["minigen"] / 1e9,
+                    "torch_gflops": flops / seconds["torch"] / 1e9,
                     "matmul_peak_gflops": peaks[n],
-                    "malloc_tuned": mine["malloc_tuned"],
+                    "malloc_tuned": runs["minigen"][0]["malloc_tuned"],
+                    "rounds": {k: [r["seconds"] * 1e3 for r in v] for k, v in runs.items()},
                 }
             )
             _print_row(rows[-1])
-    return {"machine": machine(), "batch": BATCH, "rows": rows}
+    return {"machine": machine(), "batch": BATCH, "rounds": rounds, "rows": rows}
 
 
 def machine() -> dict:
@@ -409,6 +422,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to run")
     parser.add_argument("--repeat", type=int, default=7, help="timing rounds per step; the median is shown")
+    parser.add_argument("--rounds", type=int, default=3, help="child processes per library, taking turns")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="what to run")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here as JSON")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -431,7 +445,7 @@ def main() -> None:
     print(HEADER)
     print("-" * len(HEADER))
     with tempfile.TemporaryDirectory() as state_dir:
-        results = measure(args.models, args.threads, args.repeat, Path(state_dir))
+        results = measure(args.models, args.threads, args.repeat, args.rounds, Path(state_dir))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 

@@ -155,11 +155,11 @@ class _Masked(Function):
     """
 
     def slope(self, x):
+        """A boolean mask or an array in x's dtype (so that gy * slope needs no conversion)."""
         raise NotImplementedError
 
     def backward(self, gy):
-        x = self.inputs[0].data
-        return gy * Tensor(self.slope(x).astype(x.dtype, copy=False))
+        return gy * Tensor(self.slope(self.inputs[0].data))
 
 
 class Abs(_Masked):
@@ -189,10 +189,14 @@ class LeakyReLU(_Masked):
         self.negative_slope = negative_slope
 
     def forward(self, x):
-        return xp_of(x).where(x > 0, x, x * self.negative_slope)
+        # max(x, a x) is x for x > 0 and a x below when a <= 1 (min when a > 1): two passes
+        # over x instead of where's three.
+        pick = xp_of(x).maximum if self.negative_slope <= 1 else xp_of(x).minimum
+        return pick(x, x * self.negative_slope)
 
     def slope(self, x):
-        return xp_of(x).where(x > 0, 1.0, self.negative_slope)
+        kind = x.dtype.type  # typed scalars keep the mask in x's dtype (Python floats would not)
+        return xp_of(x).where(x > 0, kind(1), kind(self.negative_slope))
 
 
 class Clip(_Masked):

@@ -64,10 +64,21 @@ class Linear(Function):
         x, w = self.inputs[:2]
         need = self.needs_input_grad
         gy2 = reshape(gy, (-1, w.shape[0]))
-        gx = matmul(gy, w) if need[0] else None
+        gx = None
+        if need[0] and x.ndim == 2 and _column_major(x.data):
+            # x is the flattened batch-last output of a convolution (see ops/conv.py): give gx
+            # the same layout, (W^T gy^T)^T, so the gradient flows back through the
+            # convolutions without a transposing copy or elementwise ops on mixed layouts.
+            gx = transpose(matmul(transpose(w, 0, 1), transpose(gy, 0, 1)), 0, 1)
+        elif need[0]:
+            gx = matmul(gy, w)
         gw = matmul(transpose(gy2, 0, 1), reshape(x, (-1, w.shape[1]))) if need[1] else None
         gb = gy2.sum(dim=0) if len(need) == 3 and need[2] else None
         return gx, gw, gb
+
+
+def _column_major(array) -> bool:
+    return array.flags.f_contiguous and not array.flags.c_contiguous
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
