@@ -104,6 +104,19 @@ def test_ring_defaults_pack_four_and_cut_the_learning_rate_twice():
     assert config.pack == 4 and config.lr_milestones == [5, 8] and config.latent_dim == 8
     assert TrainConfig(model="gan", data="mnist").resolved().pack == 1
     assert TrainConfig(model="gan", data="ring", lr_milestones=[7, 3]).resolved().lr_milestones == [3, 7]
+    assert config.lr == 1e-3
+
+
+@pytest.mark.parametrize("data_name, pack", [("ring", None), ("ring", 2), ("ring", 1), ("digits", 2)])
+def test_the_built_gan_packs_as_configured(data_name, pack):
+    """The config's pack reaches the model: its discriminator judges packs of that many samples."""
+    config = TrainConfig(model="gan", data=data_name, pack=pack, epochs=1).resolved()
+    shape = (2,) if data_name == "ring" else (1, 8, 8)
+    model = training.build_model(config, shape)
+    assert model.pack == config.pack
+    with minigen.no_grad():
+        logits = model.discriminator(minigen.randn(8, *shape))
+    assert logits.shape == (8 // config.pack,)
 
 
 def test_fast_mode_shortens_default_epochs_only(monkeypatch):
