@@ -269,12 +269,10 @@ def child(spec: dict) -> dict:
             step()
         result["flops"] = counter.get_total_flops()
     else:
-        from threadpoolctl import threadpool_limits
-
         import minigen
         import minigen.training  # noqa: F401 - the step functions and everything they import
 
-        threadpool_limits(threads)
+        minigen.set_num_threads(threads)
         _warm_up(minigen)
         baseline = _rss_mib()
         step, state = _minigen_program(spec["model"])
@@ -316,7 +314,7 @@ def _peak_child(threads: int) -> dict:
     import numpy as np
     from threadpoolctl import threadpool_limits
 
-    threadpool_limits(threads)
+    threadpool_limits(threads, user_api="blas")
     a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
     a @ a
     best = min(_time_once(lambda: a @ a) for _ in range(5))

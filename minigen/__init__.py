@@ -19,9 +19,11 @@ from minigen.backend import (
     cuda_available,
     float32,
     float64,
+    get_num_threads,
     int64,
     manual_seed,
     set_default_device,
+    set_num_threads,
 )
 from minigen.creation import (
     arange,
@@ -121,6 +123,7 @@ __all__ = [
     "full",
     "functional",
     "generative",
+    "get_num_threads",
     "full_like",
     "ge",
     "grad",
@@ -159,6 +162,7 @@ __all__ = [
     "save",
     "reshape",
     "set_default_device",
+    "set_num_threads",
     "sigmoid",
     "softmax",
     "sqrt",

@@ -6,6 +6,7 @@ of its inputs (``xp_of``) and writes one code path that runs on both.
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 
 import numpy
@@ -157,3 +158,54 @@ def generator(device: str):
         seed = _generators.get("seed")
         _generators[device] = xp.random.default_rng(seed)
     return _generators[device]
+
+
+# --- CPU threads -----------------------------------------------------------------------
+
+_num_threads: int | None = None
+_pool: concurrent.futures.ThreadPoolExecutor | None = None
+PARALLEL_MIN_SIZE = 1 << 18  # below about a megabyte, starting threads costs more than it saves
+
+
+def get_num_threads() -> int:
+    """Threads minigen uses on the CPU: set by ``set_num_threads``, else $OMP_NUM_THREADS,
+    else the cores this process may run on (as PyTorch's default)."""
+    if _num_threads is not None:
+        return _num_threads
+    requested = os.environ.get("OMP_NUM_THREADS", "")
+    if requested.isdigit() and int(requested) > 0:
+        return int(requested)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads on the CPU (as ``torch.set_num_threads``): in NumPy's BLAS, through
+    threadpoolctl, and in minigen's own parallel copies (``parallel_chunks``)."""
+    global _num_threads, _pool
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads needs a positive int; got {n!r}")
+    from threadpoolctl import threadpool_limits  # scikit-learn's dependency, imported on demand
+
+    threadpool_limits(limits=n, user_api="blas")
+    _num_threads, _pool = n, None
+
+
+def parallel_chunks(array, n: int, work) -> None:
+    """Run ``work(start, stop)`` over ``range(n)`` split into one contiguous chunk per thread.
+
+    For memory-bound host copies (im2col, col2im) that NumPy performs with the GIL released.
+    The chunks must touch disjoint memory. Serial on CuPy (its kernels are asynchronous
+    already), for arrays under ``PARALLEL_MIN_SIZE`` elements, and with one thread.
+    """
+    global _pool
+    threads = min(get_num_threads(), n)
+    if threads < 2 or array.size < PARALLEL_MIN_SIZE or device_of(array) != "cpu":
+        work(0, n)
+        return
+    if _pool is None or _pool._max_workers != threads - 1:
+        _pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads - 1)
+    bounds = [n * k // threads for k in range(threads + 1)]
+    futures = [_pool.submit(work, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:])]
+    work(bounds[0], bounds[1])  # this thread takes the first chunk
+    for future in futures:
+        future.result()

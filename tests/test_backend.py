@@ -279,3 +279,40 @@ def test_forward_and_backward_on_each_device(device):
     u = 1 - np.tanh(xs @ ws) ** 2
     np.testing.assert_allclose(x.grad.cpu().numpy(), 2 * u[:, None] * ws[None, :], rtol=1e-12)
     np.testing.assert_allclose(w.grad.cpu().numpy(), 2 * xs.T @ u, rtol=1e-12)
+
+
+def test_parallel_copies_give_the_serial_result(monkeypatch):
+    """im2col and col2im split their copies by channel over threads; the result must not change."""
+    rng = np.random.default_rng(0)
+    x = minigen.tensor(rng.standard_normal((32, 16, 20, 20), dtype=np.float32), requires_grad=True)
+    w = minigen.tensor(rng.standard_normal((8, 16, 4, 4), dtype=np.float32), requires_grad=True)
+    results = []
+    for threads in (1, 3):
+        monkeypatch.setattr(backend, "_num_threads", threads)
+        x.grad = w.grad = None
+        y = minigen.functional.conv2d(x, w, stride=2, padding=1)
+        y.backward(minigen.ones(*y.shape))  # col2im runs in the input gradient
+        results.append((y.detach().numpy(), x.grad.numpy(), w.grad.numpy()))
+    for serial, parallel in zip(*results):
+        np.testing.assert_array_equal(serial, parallel)
+
+
+def test_set_num_threads_sets_blas_and_minigen(monkeypatch):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    monkeypatch.setattr(backend, "_num_threads", None)
+    with threadpool_limits(limits=None):  # whatever set_num_threads does to BLAS is undone after
+        minigen.set_num_threads(1)
+        assert minigen.get_num_threads() == 1
+        assert all(pool["num_threads"] == 1 for pool in threadpool_info() if pool["user_api"] == "blas")
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="positive int"):
+            minigen.set_num_threads(bad)
+
+
+def test_thread_count_defaults_to_omp_num_threads(monkeypatch):
+    monkeypatch.setattr(backend, "_num_threads", None)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert minigen.get_num_threads() == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "")
+    assert minigen.get_num_threads() >= 1

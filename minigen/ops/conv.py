@@ -22,7 +22,7 @@ again conv2d and conv_transpose2d. Chapter 06 derives these identities.
 from __future__ import annotations
 
 from minigen.autograd import Function
-from minigen.backend import xp_of
+from minigen.backend import parallel_chunks, xp_of
 from minigen.ops.shape import reshape
 from minigen.tensor import Tensor
 
@@ -66,6 +66,15 @@ def _window(k: int, out: int, stride: int, dilation: int) -> slice:
     return slice(start, start + (out - 1) * stride + 1, stride)
 
 
+def _windows(kernel, out, stride, dilation) -> list:
+    """(i, j, rows, columns) for every kernel offset: the slices of the padded input it sees."""
+    return [
+        (i, j, _window(i, out[0], stride[0], dilation[0]), _window(j, out[1], stride[1], dilation[1]))
+        for i in range(kernel[0])
+        for j in range(kernel[1])
+    ]
+
+
 def _padded_shape(size, out, kernel, stride, padding, dilation) -> tuple:
     """Spatial extent of the padded buffer: left padding plus the input, extended on the right
     as far as the last window reaches (past the right padding for ceil-mode pooling, short of
@@ -103,10 +112,13 @@ def im2col(x, kernel, out, stride, padding, dilation, fill=0.0):
     extent = _padded_shape(size, out, kernel, stride, padding, dilation)
     x = _pad(x, extent, padding, fill)
     cols = xp.empty((c, *kernel, *out, n), dtype=x.dtype)
-    for i in range(kernel[0]):
-        rows = _window(i, out[0], stride[0], dilation[0])
-        for j in range(kernel[1]):
-            cols[:, i, j] = x[:, rows, _window(j, out[1], stride[1], dilation[1])]
+    windows = _windows(kernel, out, stride, dilation)
+
+    def copy(start, stop):  # the channels [start, stop): threads split the copy by channel
+        for i, j, rows, columns in windows:
+            cols[start:stop, i, j] = x[start:stop, rows, columns]
+
+    parallel_chunks(cols, c, copy)
     return cols
 
 
@@ -118,11 +130,14 @@ def col2im(cols, size, stride, padding, dilation):
     c, kh, kw, *out, n = cols.shape
     extent = _padded_shape(size, out, (kh, kw), stride, padding, dilation)
     x = xp.zeros((c, *extent, n), dtype=cols.dtype)
-    for i in range(kh):
-        rows = _window(i, out[0], stride[0], dilation[0])
-        for j in range(kw):
+    windows = _windows((kh, kw), out, stride, dilation)
+
+    def add(start, stop):  # by channel, as im2col; the windows of one channel overlap
+        for i, j, rows, columns in windows:
             # The positions of one kernel offset are distinct, so += adds each entry once.
-            x[:, rows, _window(j, out[1], stride[1], dilation[1])] += cols[:, i, j]
+            x[start:stop, rows, columns] += cols[start:stop, i, j]
+
+    parallel_chunks(cols, c, add)
     (top, left), (h, w) = padding, size
     return x[:, top : top + h, left : left + w]
 
