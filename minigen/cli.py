@@ -135,7 +135,11 @@ def _add_train(commands) -> None:
         "--latent-dim", type=_positive(int), help="latent size (default: 20 VAE, 100 GAN, 8 ring)"
     )
     train.add_argument("--beta", type=float, default=1.0, help="weight of the KL term, beta-VAE (default: 1)")
-    train.add_argument("--lr", type=_positive(float), help="Adam learning rate (default: 1e-3 VAE, 2e-4 GAN)")
+    train.add_argument(
+        "--lr",
+        type=_positive(float),
+        help="Adam learning rate (default: 1e-3 VAE and ring GAN, 2e-4 image GAN)",
+    )
     train.add_argument("--loss", default="non-saturating", choices=gan.LOSSES, help="GAN objective")
     train.add_argument(
         "--gp-weight", type=float, help="gradient-penalty weight (default: 10 for wasserstein)"

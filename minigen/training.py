@@ -483,18 +483,19 @@ def load_run(directory, device=None) -> Run:
 
 
 def evaluate(directory, k: int = 1000, limit: int | None = None, device=None) -> dict:
-    """The test metrics of a run: negative ELBO and IWAE NLL (nats per image) for VAEs;
-    Frechet distance and class coverage (images) or mode coverage (ring) for GANs."""
+    """The test metrics of a run: negative ELBO and IWAE NLL (nats per image) for VAEs; the
+    Frechet distance and class coverage of samples for image models (a VAE's samples are its
+    decoder's mean images); mode coverage for the ring. Seeded from the run's seed, so that
+    evaluating a checkpoint twice gives the same numbers."""
     config, model, epoch = load_run(directory, device)
     test_set = data.load(config.data, "test")
     inputs = test_set.inputs[:limit] if limit else test_set.inputs
     result = {"model": config.model, "data": config.data, "epochs": epoch, "examples": len(inputs)}
+    backend.manual_seed(config.seed)
+    samples = backend.to_host(model.sample(len(inputs)).data)
     if config.model in VAE_MODELS:
         result["test_negative_elbo"] = metrics.negative_elbo(model, inputs)
         result[f"iwae_nll_k{k}"] = metrics.iwae_nll(model, inputs, k=k)
-        return result
-    backend.manual_seed(config.seed)
-    samples = backend.to_host(model.sample(len(inputs)).data)
     if config.data == "ring":
         result.update(metrics.ring_metrics(samples))
     else:

@@ -168,6 +168,8 @@ def test_load_run_and_evaluate_a_vae(tmp_path):
     assert result["examples"] == 20 and result["epochs"] == 1
     # The IWAE bound is tighter than the ELBO: its negative is smaller (up to sampling noise).
     assert result["iwae_nll_k4"] <= result["test_negative_elbo"] + 1.0
+    assert result["frechet_distance"] > 0 and 0 <= result["class_coverage"] <= 1
+    assert training.evaluate(tmp_path, k=4, limit=20) == result  # seeded: the same numbers again
     with pytest.raises(FileNotFoundError, match="no checkpoint.npz in"):
         training.load_run(tmp_path / "nothing")
 
