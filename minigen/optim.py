@@ -293,7 +293,7 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma & Ba, 2015), with AMSGrad and coupled or decoupled (AdamW) weight decay.
+    """Adam (Kingma & Ba 2014, at ICLR 2015) with AMSGrad and coupled or decoupled (AdamW) weight decay.
 
     With g = grad (negated when ``maximize``), plus weight_decay * p unless the decay is
     decoupled, in which case p = p * (1 - lr * weight_decay) first; at step t:

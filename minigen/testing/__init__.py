@@ -3,10 +3,11 @@
     from hypothesis import given
     from minigen.testing import arrays, broadcastable_shapes
 
-Values come from domains that keep a check away from kinks and poles (see
-``minigen.checks.sample`` for the same domains drawn without hypothesis):
-real [-3, 3]; positive [0.5, 2]; nonzero |x| in [0.2, 1.2]; unit [0.1, 0.9]; and
-``distinct_arrays`` for ops where ties are kinks (max, min, maximum, clip).
+Values come from domains that keep a check away from kinks and poles: real [-3, 3];
+positive [0.5, 2]; nonzero |x| in [0.2, 1.2]; unit [0.1, 0.9]; and ``distinct_arrays`` for ops
+where ties are kinks (max, min, maximum, clip). ``minigen.checks.sample`` draws the same named
+domains without hypothesis, with one difference: its "real" values are standard normal rather
+than uniform on [-3, 3] (bounded values suit shrinking; normal ones are what a layer sees).
 """
 
 from __future__ import annotations
