@@ -2,7 +2,7 @@
 
 minigen train {vae,conv-vae,gan,dcgan} [options]   train a model, writing samples and a checkpoint
 minigen sample DIR                                  draw a grid of samples from a trained run
-minigen evaluate DIR                                test ELBO / IWAE NLL, or Frechet distance and coverage
+minigen evaluate DIR                                Frechet distance, coverage; VAEs: test ELBO, IWAE NLL
 minigen gradcheck                                   check every primitive's gradients
 """
 
@@ -176,9 +176,10 @@ def _add_sample_and_evaluate(commands) -> None:
     evaluate = commands.add_parser(
         "evaluate",
         help="measure a trained run on the test set",
-        description="VAEs: test negative ELBO and IWAE negative log-likelihood, in nats per image. "
-        "GANs: Frechet distance and class coverage in the features of a classifier trained once "
-        "on the same data set (cached in the data directory), or mode coverage on the ring.",
+        description="Samples of any image model: Frechet distance and class coverage in the features "
+        "of a classifier trained once on the same data set (cached in the data directory); on the "
+        "ring, mode coverage. VAEs also: test negative ELBO and IWAE negative log-likelihood, in "
+        "nats per image. Seeded from the run's seed, so the numbers repeat.",
     )
     evaluate.add_argument("run", help="the run directory (the --out of minigen train)")
     evaluate.add_argument("--k", type=_positive(int), default=1000, help="importance samples for IWAE")
