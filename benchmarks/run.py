@@ -76,70 +76,15 @@ def _state(module) -> dict:
     return {k: v.numpy() for k, v in module.state_dict().items()}
 
 
-def _torch_models(torch):
-    """PyTorch twins of minigen's MLPVAE, ConvVAE and DCGAN: same layers, same state-dict keys."""
-    nn = torch.nn
-
-    class MLPVAE(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc1, self.fc21, self.fc22 = nn.Linear(784, 400), nn.Linear(400, 20), nn.Linear(400, 20)
-            self.fc3, self.fc4 = nn.Linear(20, 400), nn.Linear(400, 784)
-
-        def forward(self, x):
-            h = torch.relu(self.fc1(x.reshape(x.shape[0], -1)))
-            mu, logvar = self.fc21(h), self.fc22(h)
-            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-            return self.fc4(torch.relu(self.fc3(z))).reshape(x.shape), mu, logvar
-
-    class ConvVAE(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.encoder = nn.Sequential(
-                nn.Conv2d(1, 32, 4, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(), nn.Flatten()
-            )
-            self.fc_mu, self.fc_logvar = nn.Linear(64 * 49, 20), nn.Linear(64 * 49, 20)
-            self.decoder = nn.Sequential(
-                nn.Linear(20, 64 * 49), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
-                nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(32, 1, 4, 2, 1),
-            )  # fmt: skip
-
-        def forward(self, x):
-            h = self.encoder(x)
-            mu, logvar = self.fc_mu(h), self.fc_logvar(h)
-            return self.decoder(mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)), mu, logvar
-
-    class DCGAN(nn.Module):
-        def __init__(self, width=64):
-            super().__init__()
-            base = 2 * width * 49
-            self.generator = nn.Sequential(
-                nn.Linear(100, base, bias=False), nn.BatchNorm1d(base), nn.ReLU(),
-                nn.Unflatten(1, (2 * width, 7, 7)),
-                nn.ConvTranspose2d(2 * width, width, 4, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-                nn.ConvTranspose2d(width, 1, 4, 2, 1), nn.Sigmoid(),
-            )  # fmt: skip
-            self.discriminator = nn.Sequential(
-                nn.Conv2d(1, width, 4, 2, 1), nn.LeakyReLU(0.2),
-                nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * width),
-                nn.LeakyReLU(0.2),
-                nn.Flatten(), nn.Linear(base, 1), nn.Flatten(0),
-            )  # fmt: skip
-
-    return {"mlp-vae": MLPVAE, "conv-vae": ConvVAE, "dcgan": DCGAN}
-
-
 def _torch_program(model: str, state: dict):
     """The same step in PyTorch, its weights copied from minigen's ``state``."""
     import numpy as np
     import torch
+    from torch_twins import MODELS, negative_elbo
 
     functional = torch.nn.functional
     torch.manual_seed(0)
-    if model in LAYERS:
-        layer = LAYERS[model][0](torch.nn)
-    else:
-        layer = _torch_models(torch)[model]()
+    layer = LAYERS[model][0](torch.nn) if model in LAYERS else MODELS[model]()
     layer.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
     rng = np.random.default_rng(0)
     if model in LAYERS:
@@ -176,10 +121,7 @@ def _torch_program(model: str, state: dict):
     optimizer = torch.optim.Adam(layer.parameters(), lr=1e-3)
 
     def vae_step():
-        logits, mu, logvar = layer(x)
-        recon = functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum((1, 2, 3))
-        kl = 0.5 * (mu * mu + logvar.exp() - logvar - 1).sum(1)
-        loss = (recon + kl).mean()
+        loss = negative_elbo(layer, x).mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -36,40 +36,22 @@ def minigen_run(epochs: int, seed: int) -> tuple[float, float]:
 
 def torch_run(epochs: int, seed: int) -> tuple[float, float]:
     """(test negative ELBO, seconds) of the same protocol written in PyTorch."""
-    nn, F = torch.nn, torch.nn.functional
+    from torch_twins import MLPVAE, negative_elbo
+
     torch.manual_seed(seed)
-
-    class VAE(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.fc1, self.fc21, self.fc22 = nn.Linear(784, 400), nn.Linear(400, 20), nn.Linear(400, 20)
-            self.fc3, self.fc4 = nn.Linear(20, 400), nn.Linear(400, 784)
-
-        def forward(self, x):
-            h = F.relu(self.fc1(x))
-            mu, logvar = self.fc21(h), self.fc22(h)
-            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-            return self.fc4(F.relu(self.fc3(z))), mu, logvar
-
-    def negative_elbo(x, model):  # per example
-        logits, mu, logvar = model(x)
-        recon = F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(1)
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum(1)
-        return recon + kl
-
     train = torch.from_numpy(data.load("mnist", "train").inputs.reshape(-1, 784))
     test = torch.from_numpy(data.load("mnist", "test").inputs.reshape(-1, 784))
-    model = VAE()
+    model = MLPVAE()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     began = time.perf_counter()
     for _ in range(epochs):
         for batch in torch.randperm(len(train)).split(128):
-            loss = negative_elbo(train[batch], model).mean()
+            loss = negative_elbo(model, train[batch]).mean()
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
     with torch.no_grad():
-        score = torch.cat([negative_elbo(x, model) for x in test.split(500)]).mean().item()
+        score = torch.cat([negative_elbo(model, x) for x in test.split(500)]).mean().item()
     return score, time.perf_counter() - began
 
 
