@@ -14,7 +14,11 @@ FlopCounterMode on the twin) over its time, next to this machine's float32 matri
 (a 2048 x 2048 NumPy product) at the same thread count.
 
     python benchmarks/run.py [--threads 1 2] [--repeat 7] [--rounds 3] [--models mlp-vae ...]
-        [--json benchmarks/results.json]
+        [--json benchmarks/results-cpu.json]
+    python benchmarks/run.py --device cuda [--batch 128 1024] [--json benchmarks/results-gpu.json]
+
+With ``--device cuda`` it makes the GPU table instead: each model's step at each batch size in
+minigen on the GPU and on the CPU, and in PyTorch on the same GPU, timed with a device sync.
 """
 
 from __future__ import annotations
@@ -36,8 +40,9 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 # --- the measured programs, written once for each library -----------------------------------------
 
 
-def _minigen_program(model: str):
-    """(step, state): a no-argument function doing one minigen training step, and the weights."""
+def _minigen_program(model: str, batch: int = BATCH, device: str = "cpu"):
+    """(step, state): a no-argument function doing one minigen training step on ``device``, and
+    the weights (as host arrays, for the PyTorch twin)."""
     import numpy as np
 
     import minigen
@@ -50,10 +55,11 @@ def _minigen_program(model: str):
     minigen.manual_seed(0)
     rng = np.random.default_rng(0)
     if model in LAYERS:
-        layer = LAYERS[model][0](nn)
-        x = minigen.tensor(rng.standard_normal(LAYERS[model][2], dtype=np.float32), requires_grad=True)
+        layer = LAYERS[model][0](nn).to(device)
+        shape = (batch, *LAYERS[model][2])
+        x = minigen.tensor(rng.standard_normal(shape, dtype=np.float32), device=device, requires_grad=True)
         with minigen.no_grad():
-            g = minigen.tensor(rng.standard_normal(layer(x).shape, dtype=np.float32))
+            g = minigen.tensor(rng.standard_normal(layer(x).shape, dtype=np.float32), device=device)
 
         def layer_step():
             layer.zero_grad()
@@ -61,13 +67,13 @@ def _minigen_program(model: str):
             layer(x).backward(g)
 
         return layer_step, {k: v.numpy() for k, v in layer.state_dict().items()}
-    x = minigen.tensor(rng.random((BATCH, *IMAGE), dtype=np.float32))
+    x = minigen.tensor(rng.random((batch, *IMAGE), dtype=np.float32), device=device)
     if model == "dcgan":
-        gan = DCGAN(IMAGE)
+        gan = DCGAN(IMAGE).to(device)
         g_opt = Adam(gan.generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
         d_opt = Adam(gan.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
         return (lambda: gan_step(gan, g_opt, d_opt, x)), _state(gan)
-    vae = MLPVAE(IMAGE) if model == "mlp-vae" else ConvVAE(IMAGE)
+    vae = (MLPVAE(IMAGE) if model == "mlp-vae" else ConvVAE(IMAGE)).to(device)
     optimizer = Adam(vae.parameters(), lr=1e-3)
     return (lambda: vae_step(vae, optimizer, x)), _state(vae)
 
@@ -76,7 +82,7 @@ def _state(module) -> dict:
     return {k: v.numpy() for k, v in module.state_dict().items()}
 
 
-def _torch_program(model: str, state: dict):
+def _torch_program(model: str, state: dict, batch: int = BATCH, device: str = "cpu"):
     """The same step in PyTorch, its weights copied from minigen's ``state``."""
     import numpy as np
     import torch
@@ -86,10 +92,12 @@ def _torch_program(model: str, state: dict):
     torch.manual_seed(0)
     layer = LAYERS[model][0](torch.nn) if model in LAYERS else MODELS[model]()
     layer.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+    layer.to(device)
     rng = np.random.default_rng(0)
     if model in LAYERS:
-        x = torch.from_numpy(rng.standard_normal(LAYERS[model][2], dtype="float32")).requires_grad_()
-        g = torch.from_numpy(rng.standard_normal(layer(x).shape, dtype="float32"))
+        shape = (batch, *LAYERS[model][2])
+        x = torch.from_numpy(rng.standard_normal(shape, dtype="float32")).to(device).requires_grad_()
+        g = torch.from_numpy(rng.standard_normal(tuple(layer(x).shape), dtype="float32")).to(device)
 
         def layer_step():
             layer.zero_grad()
@@ -97,14 +105,14 @@ def _torch_program(model: str, state: dict):
             layer(x).backward(g)
 
         return layer_step
-    x = torch.from_numpy(rng.random((BATCH, *IMAGE), dtype="float32"))
+    x = torch.from_numpy(rng.random((batch, *IMAGE), dtype="float32")).to(device)
     if model == "dcgan":
         g_opt = torch.optim.Adam(layer.generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
         d_opt = torch.optim.Adam(layer.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-        ones, zeros = torch.ones(BATCH), torch.zeros(BATCH)
+        ones, zeros = torch.ones(batch, device=device), torch.zeros(batch, device=device)
 
         def gan_step():
-            fake = layer.generator(torch.randn(BATCH, 100))
+            fake = layer.generator(torch.randn(batch, 100, device=device))
             d_real, d_fake = layer.discriminator(x), layer.discriminator(fake.detach())
             d_loss = functional.binary_cross_entropy_with_logits(
                 d_real, ones
@@ -129,14 +137,14 @@ def _torch_program(model: str, state: dict):
     return vae_step
 
 
-# name -> (factory given an nn module namespace, description, input shape)
+# name -> (factory given an nn module namespace, description, shape of one input example)
 LAYERS = {
-    "linear": (lambda nn: nn.Linear(784, 400), "Linear 784->400", (BATCH, 784)),
-    "conv2d": (lambda nn: nn.Conv2d(32, 64, 3, padding=1), "Conv2d 32->64 3x3 p1", (BATCH, 32, 14, 14)),
+    "linear": (lambda nn: nn.Linear(784, 400), "Linear 784->400", (784,)),
+    "conv2d": (lambda nn: nn.Conv2d(32, 64, 3, padding=1), "Conv2d 32->64 3x3 p1", (32, 14, 14)),
     "conv-transpose2d": (
         lambda nn: nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1),
         "ConvTranspose2d 64->32 4x4 s2 p1",
-        (BATCH, 64, 7, 7),
+        (64, 7, 7),
     ),
 }
 MODELS = ("mlp-vae", "conv-vae", "dcgan", *LAYERS)
@@ -163,18 +171,22 @@ def _peak_rss_mib() -> float:
     return _status_mib("VmHWM")
 
 
-def _median_seconds(step, repeat: int) -> float:
-    """Median over ``repeat`` rounds of the mean time of one step (each round lasts >= 0.2 s)."""
-    step()  # warm-up: first-touch allocations, BLAS thread start-up
+def _median_seconds(step, repeat: int, sync=lambda: None) -> float:
+    """Median over ``repeat`` rounds of the mean time of one step (each round lasts >= 0.2 s).
+    ``sync`` waits for the device, so that a GPU's queued work is inside the time."""
+    step()  # warm-up: first-touch allocations, BLAS thread start-up, kernel compilation
+    sync()
     start, calls = time.perf_counter(), 0
     while time.perf_counter() - start < 0.2:
         step()
+        sync()
         calls += 1
     rounds = []
     for _ in range(repeat):
         start = time.perf_counter()
         for _ in range(calls):
             step()
+        sync()
         rounds.append((time.perf_counter() - start) / calls)
     return sorted(rounds)[len(rounds) // 2]
 
@@ -190,11 +202,14 @@ def _warm_up(library) -> None:
 
 
 def child(spec: dict) -> dict:
-    """Time one (library, model, threads) and measure its peak working memory. Everything the
-    step needs is imported before the baseline RSS is read, so only the step's arrays count."""
+    """Time one (library, model, threads, device, batch) and measure its peak working memory:
+    host memory on the CPU (everything the step needs is imported before the baseline RSS is
+    read, so only the step's arrays count), the allocator's peak on a GPU."""
     import numpy as np
 
     threads, state_file = spec["threads"], spec.get("state")
+    device, batch = spec.get("device", "cpu"), spec.get("batch", BATCH)
+    cuda = device == "cuda"
     if spec["library"] == "torch":
         import torch
         from torch.utils.flop_counter import FlopCounterMode
@@ -204,12 +219,14 @@ def child(spec: dict) -> dict:
         baseline = _rss_mib()
         with np.load(state_file) as archive:
             state = {key: archive[key] for key in archive.files}
-        step = _torch_program(spec["model"], state)
-        result = {"seconds": _median_seconds(step, spec["repeat"])}
+        step = _torch_program(spec["model"], state, batch, device)
+        sync = torch.cuda.synchronize if cuda else (lambda: None)
+        result = {"seconds": _median_seconds(step, spec["repeat"], sync)}
         counter = FlopCounterMode(display=False)
         with counter:
             step()
         result["flops"] = counter.get_total_flops()
+        device_peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
     else:
         import minigen
         import minigen.training  # noqa: F401 - the step functions and everything they import
@@ -217,11 +234,19 @@ def child(spec: dict) -> dict:
         minigen.set_num_threads(threads)
         _warm_up(minigen)
         baseline = _rss_mib()
-        step, state = _minigen_program(spec["model"])
+        step, state = _minigen_program(spec["model"], batch, device)
         if state_file:
             np.savez(state_file, **state)
-        result = {"seconds": _median_seconds(step, spec["repeat"]), "malloc_tuned": minigen.allocator.applied}
-    result["memory_mib"] = _peak_rss_mib() - baseline
+        sync = lambda: None  # noqa: E731
+        if cuda:
+            import cupy
+
+            sync = cupy.cuda.Device().synchronize
+        seconds = _median_seconds(step, spec["repeat"], sync)
+        result = {"seconds": seconds, "malloc_tuned": minigen.allocator.applied}
+        # CuPy's memory pool keeps what the step needed at its peak
+        device_peak = cupy.get_default_memory_pool().total_bytes() / 2**20 if cuda else None
+    result["memory_mib"] = device_peak if cuda else _peak_rss_mib() - baseline
     return result
 
 
@@ -318,6 +343,58 @@ def measure(models, thread_counts, repeat: int, rounds: int, state_dir: Path) ->
     return {"machine": machine(), "batch": BATCH, "rounds": rounds, "rows": rows}
 
 
+def measure_gpu(models, batches, repeat: int, rounds: int, state_dir: Path) -> dict:
+    """The GPU table: each model's step at each batch size in minigen on cuda and on the CPU
+    (all cores), and in PyTorch on the same GPU; medians over ``rounds`` turns."""
+    rows = []
+    threads = os.cpu_count() or 1
+    for model in models:
+        for batch in batches:
+            state = str(state_dir / f"{model}-{batch}.npz")
+            base = {"model": model, "threads": threads, "repeat": repeat, "batch": batch}
+            runs = {"cuda": [], "cpu": [], "torch": []}
+            for _ in range(rounds):
+                runs["cuda"].append(_spawn({**base, "library": "minigen", "device": "cuda", "state": state}))
+                runs["cpu"].append(_spawn({**base, "library": "minigen", "device": "cpu"}))
+                runs["torch"].append(_spawn({**base, "library": "torch", "device": "cuda", "state": state}))
+            seconds = {k: _median([r["seconds"] for r in v]) for k, v in runs.items()}
+            rows.append(
+                {
+                    "model": model,
+                    "batch": batch,
+                    "minigen_cuda_ms": seconds["cuda"] * 1e3,
+                    "minigen_cpu_ms": seconds["cpu"] * 1e3,
+                    "torch_cuda_ms": seconds["torch"] * 1e3,
+                    "gpu_speedup": seconds["cpu"] / seconds["cuda"],
+                    "ratio": seconds["cuda"] / seconds["torch"],
+                    "minigen_gpu_mib": _median([r["memory_mib"] for r in runs["cuda"]]),
+                    "torch_gpu_mib": _median([r["memory_mib"] for r in runs["torch"]]),
+                    "gflop_per_step": runs["torch"][0]["flops"] / 1e9,
+                    "rounds": {k: [r["seconds"] * 1e3 for r in v] for k, v in runs.items()},
+                }
+            )
+            r = rows[-1]
+            print(
+                f"{DESCRIPTIONS[model]:<34}{batch:>6}{r['minigen_cuda_ms']:>11.2f}{r['minigen_cpu_ms']:>11.2f}"
+                f"{r['gpu_speedup']:>9.1f}{r['torch_cuda_ms']:>10.2f}{r['ratio']:>7.2f}"
+                f"{r['minigen_gpu_mib']:>9.1f}{r['torch_gpu_mib']:>9.1f}",
+                flush=True,
+            )
+    return {"machine": {**machine(), "gpu": _gpu_name()}, "rounds": rounds, "rows": rows}
+
+
+GPU_HEADER = (
+    f"{'model':<34}{'batch':>6}{'cuda ms':>11}{'cpu ms':>11}{'speedup':>9}{'torch ms':>10}{'ratio':>7}"
+    f"{'mg MiB':>9}{'pt MiB':>9}"
+)
+
+
+def _gpu_name() -> str:
+    import cupy
+
+    return cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+
+
 def machine() -> dict:
     import numpy as np
 
@@ -365,6 +442,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="child processes per library, taking turns")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="what to run")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here as JSON")
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu",
+        help="cuda: the GPU table (minigen on cuda and on the CPU, PyTorch on the same GPU)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--batch", type=int, nargs="+", default=[128, 1024], help="batch sizes (--device cuda)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -373,6 +457,21 @@ def main() -> None:
         return
 
     import tempfile
+
+    if args.device == "cuda":
+        import minigen
+
+        if not minigen.cuda_available():
+            parser.error("--device cuda needs CuPy and a GPU (pip install -e '.[cuda12]' or '.[cuda13]')")
+        print(f"training step on {_gpu_name()}, float32; ms = median step time; speedup = cpu / cuda;")
+        print("ratio = minigen / PyTorch on the GPU; MiB = the GPU allocator's peak")
+        print(GPU_HEADER)
+        print("-" * len(GPU_HEADER))
+        with tempfile.TemporaryDirectory() as state_dir:
+            results = measure_gpu(args.models, args.batch, args.repeat, args.rounds, Path(state_dir))
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2) + "\n")
+        return
 
     info = machine()
     print(
