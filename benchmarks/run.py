@@ -265,16 +265,7 @@ def _spawn(spec: dict, malloc: str | None = None) -> dict:
 
 def matmul_peak_gflops(threads: int) -> float:
     """This machine's float32 matrix-product rate: a 2048 x 2048 NumPy product, best of 5."""
-    spec = {"library": "numpy-peak", "threads": threads}
-    env = {**os.environ, **{name: str(threads) for name in THREAD_VARIABLES}}
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(spec)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])["gflops"]
+    return _spawn({"library": "numpy-peak", "threads": threads})["gflops"]
 
 
 def _peak_child(threads: int) -> dict:
@@ -301,6 +292,23 @@ def _median(values):
     return sorted(values)[len(values) // 2]
 
 
+def _take_turns(rounds: int, children: dict) -> tuple[dict, dict, dict]:
+    """Run each child ``rounds`` times, the children taking turns, so that a change in the
+    machine's load hits all of them alike. ``children`` maps a name to (spec, malloc). Returns
+    the runs by name and the medians of their seconds and memory."""
+    runs = {name: [] for name in children}
+    for _ in range(rounds):
+        for name, (spec, malloc) in children.items():
+            runs[name].append(_spawn(spec, malloc))
+    seconds = {k: _median([r["seconds"] for r in v]) for k, v in runs.items()}
+    memory = {k: _median([r["memory_mib"] for r in v]) for k, v in runs.items()}
+    return runs, seconds, memory
+
+
+def _round_times(runs: dict) -> dict:
+    return {k: [r["seconds"] * 1e3 for r in v] for k, v in runs.items()}
+
+
 def measure(models, thread_counts, repeat: int, rounds: int, state_dir: Path) -> dict:
     """Each (model, threads) is measured ``rounds`` times, the libraries taking turns, so that a
     change in the machine's load between children hits all of them alike; the medians over the
@@ -311,13 +319,14 @@ def measure(models, thread_counts, repeat: int, rounds: int, state_dir: Path) ->
         for n in thread_counts:
             state = str(state_dir / f"{model}.npz")
             base = {"model": model, "threads": n, "repeat": repeat}
-            runs = {"minigen": [], "system": [], "torch": []}
-            for _ in range(rounds):
-                runs["minigen"].append(_spawn({**base, "library": "minigen", "state": state}))
-                runs["system"].append(_spawn({**base, "library": "minigen"}, malloc="system"))
-                runs["torch"].append(_spawn({**base, "library": "torch", "state": state}))
-            seconds = {k: _median([r["seconds"] for r in v]) for k, v in runs.items()}
-            memory = {k: _median([r["memory_mib"] for r in v]) for k, v in runs.items()}
+            runs, seconds, memory = _take_turns(
+                rounds,
+                {
+                    "minigen": ({**base, "library": "minigen", "state": state}, None),
+                    "system": ({**base, "library": "minigen"}, "system"),
+                    "torch": ({**base, "library": "torch", "state": state}, None),
+                },
+            )
             flops = runs["torch"][0]["flops"]
             rows.append(
                 {
@@ -336,7 +345,7 @@ def measure(models, thread_counts, repeat: int, rounds: int, state_dir: Path) ->
                     "torch_gflops": flops / seconds["torch"] / 1e9,
                     "matmul_peak_gflops": peaks[n],
                     "malloc_tuned": runs["minigen"][0]["malloc_tuned"],
-                    "rounds": {k: [r["seconds"] * 1e3 for r in v] for k, v in runs.items()},
+                    "rounds": _round_times(runs),
                 }
             )
             _print_row(rows[-1])
@@ -352,12 +361,14 @@ def measure_gpu(models, batches, repeat: int, rounds: int, state_dir: Path) -> d
         for batch in batches:
             state = str(state_dir / f"{model}-{batch}.npz")
             base = {"model": model, "threads": threads, "repeat": repeat, "batch": batch}
-            runs = {"cuda": [], "cpu": [], "torch": []}
-            for _ in range(rounds):
-                runs["cuda"].append(_spawn({**base, "library": "minigen", "device": "cuda", "state": state}))
-                runs["cpu"].append(_spawn({**base, "library": "minigen", "device": "cpu"}))
-                runs["torch"].append(_spawn({**base, "library": "torch", "device": "cuda", "state": state}))
-            seconds = {k: _median([r["seconds"] for r in v]) for k, v in runs.items()}
+            runs, seconds, memory = _take_turns(
+                rounds,
+                {
+                    "cuda": ({**base, "library": "minigen", "device": "cuda", "state": state}, None),
+                    "cpu": ({**base, "library": "minigen", "device": "cpu"}, None),
+                    "torch": ({**base, "library": "torch", "device": "cuda", "state": state}, None),
+                },
+            )
             rows.append(
                 {
                     "model": model,
@@ -367,10 +378,10 @@ def measure_gpu(models, batches, repeat: int, rounds: int, state_dir: Path) -> d
                     "torch_cuda_ms": seconds["torch"] * 1e3,
                     "gpu_speedup": seconds["cpu"] / seconds["cuda"],
                     "ratio": seconds["cuda"] / seconds["torch"],
-                    "minigen_gpu_mib": _median([r["memory_mib"] for r in runs["cuda"]]),
-                    "torch_gpu_mib": _median([r["memory_mib"] for r in runs["torch"]]),
+                    "minigen_gpu_mib": memory["cuda"],
+                    "torch_gpu_mib": memory["torch"],
                     "gflop_per_step": runs["torch"][0]["flops"] / 1e9,
-                    "rounds": {k: [r["seconds"] * 1e3 for r in v] for k, v in runs.items()},
+                    "rounds": _round_times(runs),
                 }
             )
             r = rows[-1]

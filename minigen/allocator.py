@@ -27,7 +27,8 @@ M_MMAP_THRESHOLD = -3
 
 MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's ceiling on 64-bit: 4 MiB * sizeof(long)
 # A DCGAN step at batch 128 frees well over 64 MiB at once at the top of the heap; trimming only
-# beyond 1 GiB keeps a step's memory in the process (measured: 13,000 page faults a step fewer).
+# beyond 1 GiB keeps a step's memory in the process (measured on that step: 240 page faults,
+# against 10,000 with glibc's defaults and 12,600 with a 64 MiB trim threshold).
 TRIM_THRESHOLD = 1024 * 1024 * 1024
 
 _GLIBC_VARIABLES = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")

@@ -7,6 +7,7 @@ of its inputs (``xp_of``) and writes one code path that runs on both.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import os
 
 import numpy
@@ -163,7 +164,6 @@ def generator(device: str):
 # --- CPU threads -----------------------------------------------------------------------
 
 _num_threads: int | None = None
-_pool: concurrent.futures.ThreadPoolExecutor | None = None
 PARALLEL_MIN_SIZE = 1 << 18  # below about a megabyte, starting threads costs more than it saves
 
 
@@ -181,13 +181,19 @@ def get_num_threads() -> int:
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads on the CPU (as ``torch.set_num_threads``): in NumPy's BLAS, through
     threadpoolctl, and in minigen's own parallel copies (``parallel_chunks``)."""
-    global _num_threads, _pool
+    global _num_threads
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads needs a positive int; got {n!r}")
     from threadpoolctl import threadpool_limits  # scikit-learn's dependency, imported on demand
 
     threadpool_limits(limits=n, user_api="blas")
-    _num_threads, _pool = n, None
+    _num_threads = n
+
+
+@functools.cache
+def _workers(count: int) -> concurrent.futures.ThreadPoolExecutor:
+    """One pool per worker count, started on first use and kept (idle threads cost nothing)."""
+    return concurrent.futures.ThreadPoolExecutor(max_workers=count)
 
 
 def parallel_chunks(array, n: int, work) -> None:
@@ -197,15 +203,13 @@ def parallel_chunks(array, n: int, work) -> None:
     The chunks must touch disjoint memory. Serial on CuPy (its kernels are asynchronous
     already), for arrays under ``PARALLEL_MIN_SIZE`` elements, and with one thread.
     """
-    global _pool
     threads = min(get_num_threads(), n)
     if threads < 2 or array.size < PARALLEL_MIN_SIZE or device_of(array) != "cpu":
         work(0, n)
         return
-    if _pool is None or _pool._max_workers != threads - 1:
-        _pool = concurrent.futures.ThreadPoolExecutor(max_workers=threads - 1)
     bounds = [n * k // threads for k in range(threads + 1)]
-    futures = [_pool.submit(work, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:])]
+    pool = _workers(threads - 1)
+    futures = [pool.submit(work, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:])]
     work(bounds[0], bounds[1])  # this thread takes the first chunk
     for future in futures:
         future.result()

@@ -20,6 +20,7 @@ an uninterrupted run. (CuPy's generator states cannot be saved, which rules out 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -217,10 +218,14 @@ def gan_step(
 ) -> dict:  # fmt: skip
     """One discriminator step on ``real`` and a fresh fake batch and, if ``update_generator``,
     one generator step on the same fakes. Returns the losses as detached device tensors."""
-    fake = model.generator(model.sample_noise(real.shape[0]))
-    d_loss = gan.discriminator_loss(model.discriminator(real), model.discriminator(fake.detach()), loss)
+    noise = model.sample_noise(real.shape[0])
+    # A critic-only step (n_critic > 1) needs the fakes as data only: no graph through G.
+    with contextlib.nullcontext() if update_generator else no_grad():
+        fake = model.generator(noise)
+    detached = fake.detach()
+    d_loss = gan.discriminator_loss(model.discriminator(real), model.discriminator(detached), loss)
     if gp_weight:
-        d_loss = d_loss + gp_weight * gan.gradient_penalty(model.discriminator, real, fake.detach())
+        d_loss = d_loss + gp_weight * gan.gradient_penalty(model.discriminator, real, detached)
     discriminator_optimizer.zero_grad()
     d_loss.backward()
     discriminator_optimizer.step()
