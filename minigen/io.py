@@ -4,19 +4,23 @@ A checkpoint is a zip of ``.npy`` arrays (NumPy's .npz layout) plus one entry of
 metadata that describes the saved object: nested dicts (str or int keys), lists, tuples,
 Tensors, arrays and plain values, each array referred to by its entry name. Loading reads
 arrays with ``allow_pickle=False`` and the structure with ``json``: nothing in the file is
-ever executed. Writes are atomic, so a crash mid-save never leaves a half-written checkpoint.
+ever executed, and no size the file declares is allocated before it is checked against the
+file's length. Writes are atomic, so a crash mid-save never leaves a half-written checkpoint.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import secrets
+import tokenize
 import zipfile
 import zlib
 
 import numpy
+import numpy.lib.format
 
 from minigen import backend
 from minigen.tensor import Tensor
@@ -34,8 +38,18 @@ class CheckpointError(ValueError):
     """A file that is not a readable minigen checkpoint: truncated, garbled, foreign or too new."""
 
 
-# What reading a damaged zip entry can raise; NumPy raises ValueError for object arrays too.
-_READ_ERRORS = (ValueError, zipfile.BadZipFile, zlib.error, OSError, EOFError)
+# What reading a damaged zip or .npy can raise: ours and NumPy's are ValueErrors; zipfile raises
+# RuntimeError or NotImplementedError for what it cannot read (encryption, a newer zip version);
+# OverflowError for sizes beyond C integers.
+_READ_ERRORS = (ValueError, OverflowError, RuntimeError, zipfile.BadZipFile, zlib.error, OSError, EOFError)
+# What NumPy (2.4) lets out of its .npy header parser: ast.literal_eval's RecursionError or
+# MemoryError for deep nesting ("-" * 3000 + "1"), tokenize's errors from its fallback parser.
+_HEADER_ERRORS = (SyntaxError, tokenize.TokenError, RecursionError, MemoryError)
+_MAX_DEFLATE_RATIO = 1032  # deflate never expands data more than this (see minigen/data/idx.py)
+_NPY_HEADERS = {
+    (1, 0): numpy.lib.format.read_array_header_1_0,
+    (2, 0): numpy.lib.format.read_array_header_2_0,
+}
 
 
 # --- saving ----------------------------------------------------------------------------------
@@ -170,12 +184,62 @@ def atomic_write(path):
 # --- loading ---------------------------------------------------------------------------------
 
 
+class _Archive:
+    """The ``.npy`` entries of an open zip, each read only once what its zip and .npy headers
+    declare has been checked against the file's size: a few damaged bytes can claim terabytes."""
+
+    def __init__(self, archive: zipfile.ZipFile, size: int):
+        self.zip, self.size = archive, size
+        self.entries = {
+            info.filename.removesuffix(".npy"): info
+            for info in archive.infolist()
+            if info.filename.endswith(".npy")
+        }
+
+    def read(self, name: str) -> numpy.ndarray:
+        """The array in entry ``name``; raises one of ``_READ_ERRORS`` saying what is wrong."""
+        info = self.entries[name]
+        expansion = {zipfile.ZIP_STORED: 1, zipfile.ZIP_DEFLATED: _MAX_DEFLATE_RATIO}.get(info.compress_type)
+        if expansion is None:
+            raise ValueError(
+                f"it uses zip compression method {info.compress_type} (minigen reads stored or deflated)"
+            )
+        if info.compress_size > self.size or info.file_size > expansion * info.compress_size:
+            raise ValueError(
+                f"the zip directory says it holds {info.file_size} bytes in {info.compress_size}, "
+                f"which a {self.size}-byte file cannot"
+            )
+        with self.zip.open(info) as member:
+            version = numpy.lib.format.read_magic(member)
+            if version not in _NPY_HEADERS:
+                raise ValueError(f".npy format version {version} is not supported")
+            try:
+                shape, _, dtype = _NPY_HEADERS[version](member)
+            except _HEADER_ERRORS as error:  # from parsing a string of at most 10,000 characters
+                raise ValueError(
+                    f"its .npy header cannot be parsed ({type(error).__name__}: {error})"
+                ) from error
+            if dtype.hasobject:
+                raise ValueError(
+                    "it holds Python objects, which only pickle reads; minigen loads with allow_pickle=False"
+                )
+            declared, held = math.prod(shape) * dtype.itemsize, info.file_size - member.tell()
+            if declared != held:
+                raise ValueError(
+                    f"its header declares shape {shape} of {dtype} ({declared} bytes), but it holds {held}"
+                )
+            member.seek(0)
+            array = numpy.lib.format.read_array(member, allow_pickle=False)
+        # A valid .npy may be big-endian, which CuPy cannot hold.
+        return array if dtype.isnative else array.astype(dtype.newbyteorder("="))
+
+
 class _Decoder:
     """Rebuilds the saved object from its description, checking every node."""
 
-    def __init__(self, file: str, npz, device: str):
-        self.file, self.npz, self.device = file, npz, device
-        self.names = set(npz.files) - {METADATA_ENTRY}
+    def __init__(self, file: str, archive: _Archive, device: str):
+        self.file, self.archive, self.device = file, archive, device
+        self.unread = set(archive.entries) - {METADATA_ENTRY}
 
     def fail(self, path: str, problem: str):
         return CheckpointError(f"{self.file}: {problem} ({_where(path)})")
@@ -195,10 +259,10 @@ class _Decoder:
         if kind == "float":
             try:
                 return float(node["value"])
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError) as error:
                 raise self.fail(
                     path, f"malformed metadata: a float node holds {node.get('value')!r}"
-                ) from None
+                ) from error
         if kind in ("list", "tuple"):
             items = [self.decode(v, f"{path}[{i}]") for i, v in enumerate(self._items(node, path))]
             return tuple(items) if kind == "tuple" else items
@@ -225,12 +289,17 @@ class _Decoder:
 
     def _array(self, node, path: str):
         name = node.get("array")
-        if not isinstance(name, str) or name not in self.names:
+        if not isinstance(name, str) or name == METADATA_ENTRY or name not in self.archive.entries:
             raise self.fail(path, f"the metadata refers to array {name!r}, which the file does not contain")
+        if name not in self.unread:  # each reference would be a new copy: 1000 of them, 1000 copies
+            raise self.fail(
+                path, f"array {name!r} is used twice in the metadata; save writes each array once"
+            )
+        self.unread.discard(name)
         try:
-            array = self.npz[name]
-        except _READ_ERRORS as error:  # a damaged entry, or an object array (needs pickle: refused)
-            raise self.fail(path, f"array {name!r} cannot be read: {error}") from None
+            array = self.archive.read(name)
+        except _READ_ERRORS as error:
+            raise self.fail(path, f"array {name!r} cannot be read: {error}") from error
         if array.dtype.name not in ARRAY_DTYPES or array.dtype.name != node.get("dtype"):
             raise self.fail(
                 path, f"array {name!r} has dtype {array.dtype}, the metadata says {node.get('dtype')}"
@@ -242,18 +311,20 @@ class _Decoder:
         return array
 
 
-def _read_metadata(file: str, npz) -> dict:
-    if METADATA_ENTRY not in npz.files:
+def _read_metadata(file: str, archive: _Archive) -> dict:
+    if METADATA_ENTRY not in archive.entries:
         raise CheckpointError(
             f"{file}: a .npz (zip) file but not a minigen checkpoint: it has no {METADATA_ENTRY!r} entry"
         )
     try:
-        raw = npz[METADATA_ENTRY]
+        raw = archive.read(METADATA_ENTRY)
         if raw.dtype != numpy.uint8 or raw.ndim != 1:
             raise ValueError(f"the entry is a {raw.dtype} array of shape {raw.shape}, not uint8 bytes")
         metadata = json.loads(raw.tobytes().decode("utf-8"))
+    except RecursionError:  # a RuntimeError, but not damage to the entry: load reports the nesting
+        raise
     except _READ_ERRORS as error:  # JSON and UTF-8 errors are ValueErrors
-        raise CheckpointError(f"{file}: the metadata entry is unreadable: {error}") from None
+        raise CheckpointError(f"{file}: the metadata entry is unreadable: {error}") from error
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{file}: the metadata does not describe a {FORMAT_NAME} file")
     if metadata.get("version") != FORMAT_VERSION:
@@ -286,12 +357,13 @@ def load(path, map_location=None):
             raise CheckpointError(f"{file}: not a minigen checkpoint: {what}{hint}")
         stream.seek(0)
         try:
-            npz = numpy.load(stream, allow_pickle=False)
+            archive = zipfile.ZipFile(stream)
         except _READ_ERRORS as error:
-            raise CheckpointError(f"{file}: not a readable .npz (zip) file: {error}") from None
-        with npz:
+            raise CheckpointError(f"{file}: not a readable .npz (zip) file: {error}") from error
+        with archive:
+            entries = _Archive(archive, os.fstat(stream.fileno()).st_size)
             try:
-                metadata = _read_metadata(file, npz)
-                return _Decoder(file, npz, device).decode(metadata.get("root"))
+                metadata = _read_metadata(file, entries)
+                return _Decoder(file, entries, device).decode(metadata.get("root"))
             except RecursionError:
                 raise CheckpointError(f"{file}: the metadata is nested too deeply") from None

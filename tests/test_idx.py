@@ -95,3 +95,14 @@ def test_corrupt_gzip_checksum_is_an_error(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(DataError, match=r"crc\.gz: truncated or corrupt gzip data"):
         read_idx_gz(path, LABELS_MAGIC)
+
+
+def test_a_gzip_header_declaring_more_than_the_file_can_hold_is_refused(tmp_path):
+    """Deflate expands at most 1032-fold: a 40-byte file cannot hold 47 MB, so nothing is inflated."""
+    path = write_gz(tmp_path / "short.gz", struct.pack(">4I", IMAGES_MAGIC, 60000, 28, 28) + bytes(10))
+    expected = (
+        r"short\.gz: truncated data: header says shape \(60000, 28, 28\) \(47040000 bytes\), "
+        rf"more than a {path.stat().st_size}-byte gzip file can hold"
+    )
+    with pytest.raises(DataError, match=expected):
+        read_idx_gz(path, IMAGES_MAGIC)

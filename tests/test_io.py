@@ -316,7 +316,7 @@ def test_random_bytes_raise(tmp_path):
         io.load(path)
 
 
-class _MakesDirectory:
+class MakesDirectory:
     """Unpickling this calls os.mkdir(path): proof that a loader ran code from the file."""
 
     def __init__(self, path):
@@ -327,13 +327,13 @@ class _MakesDirectory:
 
 
 def test_the_sentinel_payload_really_runs_when_unpickled(tmp_path):
-    pickle.loads(pickle.dumps(_MakesDirectory(tmp_path / "ran")))
+    pickle.loads(pickle.dumps(MakesDirectory(tmp_path / "ran")))
     assert (tmp_path / "ran").is_dir()
 
 
 def test_a_pickle_file_is_refused_without_running_it(tmp_path):
     path, sentinel = tmp_path / "model.pt", tmp_path / "sentinel"
-    path.write_bytes(pickle.dumps({"weights": _MakesDirectory(sentinel)}))
+    path.write_bytes(pickle.dumps({"weights": MakesDirectory(sentinel)}))
     with _raises_checkpoint_error(path, "looks like a pickle"):
         io.load(path)
     assert not sentinel.exists()
@@ -342,7 +342,7 @@ def test_a_pickle_file_is_refused_without_running_it(tmp_path):
 def test_an_object_array_is_refused_without_running_it(tmp_path):
     path, sentinel = tmp_path / "ckpt", tmp_path / "sentinel"
     payload = np.empty(1, dtype=object)
-    payload[0] = _MakesDirectory(sentinel)
+    payload[0] = MakesDirectory(sentinel)
     node = {"type": "ndarray", "array": "a0", "dtype": "object", "shape": [1]}
     _write_npz(path, {"format": io.FORMAT_NAME, "version": io.FORMAT_VERSION, "root": node}, a0=payload)
     with _raises_checkpoint_error(
