@@ -1,4 +1,5 @@
-"""What every benchmark shares: optional PyTorch, thread limits, and a median timer.
+"""What the in-process benchmarks share: optional PyTorch, thread limits and versions (the
+timers are in ``timing.py``).
 
 Run the benchmarks as scripts (``python benchmarks/<name>.py``); this file sits beside them.
 """
@@ -7,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import platform
-import timeit
 
 import numpy as np
 
@@ -22,14 +22,6 @@ try:
     from threadpoolctl import threadpool_limits
 except ImportError:
     threadpool_limits = None
-
-
-def time_us(fn, repeat: int) -> float:
-    """Median over ``repeat`` rounds of the mean time of one call, in microseconds."""
-    timer = timeit.Timer(fn)
-    number, _ = timer.autorange()
-    rounds = sorted(timer.repeat(repeat=repeat, number=number))
-    return rounds[len(rounds) // 2] / number * 1e6
 
 
 @contextlib.contextmanager

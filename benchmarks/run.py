@@ -29,127 +29,13 @@ import os
 import platform
 import subprocess
 import sys
-import time
+import tempfile
 from pathlib import Path
 
-BATCH = 128
-IMAGE = (1, 28, 28)
+from programs import BATCH, DESCRIPTIONS, MODELS, minigen_program, torch_program
+from timing import median, median_seconds, time_once
+
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-# --- the measured programs, written once for each library -----------------------------------------
-
-
-def _minigen_program(model: str, batch: int = BATCH, device: str = "cpu"):
-    """(step, state): a no-argument function doing one minigen training step on ``device``, and
-    the weights (as host arrays, for the PyTorch twin)."""
-    import numpy as np
-
-    import minigen
-    import minigen.nn as nn
-    from minigen.generative.gan import DCGAN
-    from minigen.generative.vae import MLPVAE, ConvVAE
-    from minigen.optim import Adam
-    from minigen.training import gan_step, vae_step
-
-    minigen.manual_seed(0)
-    rng = np.random.default_rng(0)
-    if model in LAYERS:
-        layer = LAYERS[model][0](nn).to(device)
-        shape = (batch, *LAYERS[model][2])
-        x = minigen.tensor(rng.standard_normal(shape, dtype=np.float32), device=device, requires_grad=True)
-        with minigen.no_grad():
-            g = minigen.tensor(rng.standard_normal(layer(x).shape, dtype=np.float32), device=device)
-
-        def layer_step():
-            layer.zero_grad()
-            x.grad = None
-            layer(x).backward(g)
-
-        return layer_step, {k: v.numpy() for k, v in layer.state_dict().items()}
-    x = minigen.tensor(rng.random((batch, *IMAGE), dtype=np.float32), device=device)
-    if model == "dcgan":
-        gan = DCGAN(IMAGE).to(device)
-        g_opt = Adam(gan.generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-        d_opt = Adam(gan.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-        return (lambda: gan_step(gan, g_opt, d_opt, x)), _state(gan)
-    vae = (MLPVAE(IMAGE) if model == "mlp-vae" else ConvVAE(IMAGE)).to(device)
-    optimizer = Adam(vae.parameters(), lr=1e-3)
-    return (lambda: vae_step(vae, optimizer, x)), _state(vae)
-
-
-def _state(module) -> dict:
-    return {k: v.numpy() for k, v in module.state_dict().items()}
-
-
-def _torch_program(model: str, state: dict, batch: int = BATCH, device: str = "cpu"):
-    """The same step in PyTorch, its weights copied from minigen's ``state``."""
-    import numpy as np
-    import torch
-    from torch_twins import MODELS, negative_elbo
-
-    functional = torch.nn.functional
-    torch.manual_seed(0)
-    layer = LAYERS[model][0](torch.nn) if model in LAYERS else MODELS[model]()
-    layer.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
-    layer.to(device)
-    rng = np.random.default_rng(0)
-    if model in LAYERS:
-        shape = (batch, *LAYERS[model][2])
-        x = torch.from_numpy(rng.standard_normal(shape, dtype="float32")).to(device).requires_grad_()
-        g = torch.from_numpy(rng.standard_normal(tuple(layer(x).shape), dtype="float32")).to(device)
-
-        def layer_step():
-            layer.zero_grad()
-            x.grad = None
-            layer(x).backward(g)
-
-        return layer_step
-    x = torch.from_numpy(rng.random((batch, *IMAGE), dtype="float32")).to(device)
-    if model == "dcgan":
-        g_opt = torch.optim.Adam(layer.generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-        d_opt = torch.optim.Adam(layer.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-        ones, zeros = torch.ones(batch, device=device), torch.zeros(batch, device=device)
-
-        def gan_step():
-            fake = layer.generator(torch.randn(batch, 100, device=device))
-            d_real, d_fake = layer.discriminator(x), layer.discriminator(fake.detach())
-            d_loss = functional.binary_cross_entropy_with_logits(
-                d_real, ones
-            ) + functional.binary_cross_entropy_with_logits(d_fake, zeros)
-            d_opt.zero_grad()
-            d_loss.backward()
-            d_opt.step()
-            g_loss = functional.binary_cross_entropy_with_logits(layer.discriminator(fake), ones)
-            g_opt.zero_grad()
-            g_loss.backward()
-            g_opt.step()
-
-        return gan_step
-    optimizer = torch.optim.Adam(layer.parameters(), lr=1e-3)
-
-    def vae_step():
-        loss = negative_elbo(layer, x).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-
-    return vae_step
-
-
-# name -> (factory given an nn module namespace, description, shape of one input example)
-LAYERS = {
-    "linear": (lambda nn: nn.Linear(784, 400), "Linear 784->400", (784,)),
-    "conv2d": (lambda nn: nn.Conv2d(32, 64, 3, padding=1), "Conv2d 32->64 3x3 p1", (32, 14, 14)),
-    "conv-transpose2d": (
-        lambda nn: nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1),
-        "ConvTranspose2d 64->32 4x4 s2 p1",
-        (64, 7, 7),
-    ),
-}
-MODELS = ("mlp-vae", "conv-vae", "dcgan", *LAYERS)
-DESCRIPTIONS = {"mlp-vae": "MLP VAE 784-400-20", "conv-vae": "conv VAE", "dcgan": "DCGAN (D + G step)"}
-DESCRIPTIONS.update({name: spec[1] for name, spec in LAYERS.items()})
 
 
 # --- one measurement, in a child process -------------------------------------------------------------
@@ -171,26 +57,6 @@ def _peak_rss_mib() -> float:
     return _status_mib("VmHWM")
 
 
-def _median_seconds(step, repeat: int, sync=lambda: None) -> float:
-    """Median over ``repeat`` rounds of the mean time of one step (each round lasts >= 0.2 s).
-    ``sync`` waits for the device, so that a GPU's queued work is inside the time."""
-    step()  # warm-up: first-touch allocations, BLAS thread start-up, kernel compilation
-    sync()
-    start, calls = time.perf_counter(), 0
-    while time.perf_counter() - start < 0.2:
-        step()
-        sync()
-        calls += 1
-    rounds = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(calls):
-            step()
-        sync()
-        rounds.append((time.perf_counter() - start) / calls)
-    return sorted(rounds)[len(rounds) // 2]
-
-
 def _warm_up(library) -> None:
     """One Adam step of a 64 -> 64 linear layer, so that what a library loads or allocates
     once on first use (BLAS buffers, PyTorch's autograd engine and optimiser modules, about
@@ -205,49 +71,62 @@ def child(spec: dict) -> dict:
     """Time one (library, model, threads, device, batch) and measure its peak working memory:
     host memory on the CPU (everything the step needs is imported before the baseline RSS is
     read, so only the step's arrays count), the allocator's peak on a GPU."""
+    device, batch = spec.get("device", "cpu"), spec.get("batch", BATCH)
+    measure = _torch_child if spec["library"] == "torch" else _minigen_child
+    result, baseline, device_peak = measure(spec, device, batch)
+    result["memory_mib"] = device_peak if device == "cuda" else _peak_rss_mib() - baseline
+    return result
+
+
+def _torch_child(spec: dict, device: str, batch: int) -> tuple[dict, float, float | None]:
+    """(result, baseline RSS, GPU allocator peak or None) of PyTorch's step, with its FLOP count."""
+    import numpy as np
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cuda = device == "cuda"
+    torch.set_num_threads(spec["threads"])
+    _warm_up(torch)
+    baseline = _rss_mib()
+    with np.load(spec["state"]) as archive:
+        state = {key: archive[key] for key in archive.files}
+    step = torch_program(spec["model"], state, batch, device)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    result = {"seconds": median_seconds(step, spec["repeat"], sync)}
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step()
+    result["flops"] = counter.get_total_flops()
+    return result, baseline, torch.cuda.max_memory_allocated() / 2**20 if cuda else None
+
+
+def _minigen_child(spec: dict, device: str, batch: int) -> tuple[dict, float, float | None]:
+    """(result, baseline RSS, GPU allocator peak or None) of minigen's step; it also saves the
+    weights to ``spec["state"]`` (when given) for PyTorch's twin."""
     import numpy as np
 
-    threads, state_file = spec["threads"], spec.get("state")
-    device, batch = spec.get("device", "cpu"), spec.get("batch", BATCH)
+    import minigen
+    import minigen.training  # noqa: F401 - the step functions and everything they import
+
     cuda = device == "cuda"
-    if spec["library"] == "torch":
-        import torch
-        from torch.utils.flop_counter import FlopCounterMode
+    minigen.set_num_threads(spec["threads"])
+    _warm_up(minigen)
+    baseline = _rss_mib()
+    step, state = minigen_program(spec["model"], batch, device)
+    if spec.get("state"):
+        np.savez(spec["state"], **state)
+    sync = lambda: None  # noqa: E731
+    if cuda:
+        import cupy
 
-        torch.set_num_threads(threads)
-        _warm_up(torch)
-        baseline = _rss_mib()
-        with np.load(state_file) as archive:
-            state = {key: archive[key] for key in archive.files}
-        step = _torch_program(spec["model"], state, batch, device)
-        sync = torch.cuda.synchronize if cuda else (lambda: None)
-        result = {"seconds": _median_seconds(step, spec["repeat"], sync)}
-        counter = FlopCounterMode(display=False)
-        with counter:
-            step()
-        result["flops"] = counter.get_total_flops()
-        device_peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
-    else:
-        import minigen
-        import minigen.training  # noqa: F401 - the step functions and everything they import
-
-        minigen.set_num_threads(threads)
-        _warm_up(minigen)
-        baseline = _rss_mib()
-        step, state = _minigen_program(spec["model"], batch, device)
-        if state_file:
-            np.savez(state_file, **state)
-        sync = lambda: None  # noqa: E731
-        if cuda:
-            import cupy
-
-            sync = cupy.cuda.Device().synchronize
-        seconds = _median_seconds(step, spec["repeat"], sync)
-        result = {"seconds": seconds, "malloc_tuned": minigen.allocator.applied}
-        # CuPy's memory pool keeps what the step needed at its peak
-        device_peak = cupy.get_default_memory_pool().total_bytes() / 2**20 if cuda else None
-    result["memory_mib"] = device_peak if cuda else _peak_rss_mib() - baseline
-    return result
+        sync = cupy.cuda.Device().synchronize
+    result = {
+        "seconds": median_seconds(step, spec["repeat"], sync),
+        "malloc_tuned": minigen.allocator.applied,
+    }
+    # CuPy's memory pool keeps what the step needed at its peak
+    device_peak = cupy.get_default_memory_pool().total_bytes() / 2**20 if cuda else None
+    return result, baseline, device_peak
 
 
 def _spawn(spec: dict, malloc: str | None = None) -> dict:
@@ -275,21 +154,11 @@ def _peak_child(threads: int) -> dict:
     threadpool_limits(threads, user_api="blas")
     a = np.random.default_rng(0).standard_normal((2048, 2048), dtype=np.float32)
     a @ a
-    best = min(_time_once(lambda: a @ a) for _ in range(5))
+    best = min(time_once(lambda: a @ a) for _ in range(5))
     return {"gflops": 2 * 2048**3 / best / 1e9}
 
 
-def _time_once(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 # --- the table ---------------------------------------------------------------------------------------
-
-
-def _median(values):
-    return sorted(values)[len(values) // 2]
 
 
 def _take_turns(rounds: int, children: dict) -> tuple[dict, dict, dict]:
@@ -300,13 +169,19 @@ def _take_turns(rounds: int, children: dict) -> tuple[dict, dict, dict]:
     for _ in range(rounds):
         for name, (spec, malloc) in children.items():
             runs[name].append(_spawn(spec, malloc))
-    seconds = {k: _median([r["seconds"] for r in v]) for k, v in runs.items()}
-    memory = {k: _median([r["memory_mib"] for r in v]) for k, v in runs.items()}
+    seconds = {k: median([r["seconds"] for r in v]) for k, v in runs.items()}
+    memory = {k: median([r["memory_mib"] for r in v]) for k, v in runs.items()}
     return runs, seconds, memory
 
 
 def _round_times(runs: dict) -> dict:
     return {k: [r["seconds"] * 1e3 for r in v] for k, v in runs.items()}
+
+
+def _columns(values: dict, columns: dict, unit: str, scale: float = 1) -> dict:
+    """The table's columns ``<column>_<unit>`` holding ``values[child] * scale``, for the
+    children named in ``columns`` (child name -> column name), in that order."""
+    return {f"{column}_{unit}": values[name] * scale for name, column in columns.items()}
 
 
 def measure(models, thread_counts, repeat: int, rounds: int, state_dir: Path) -> dict:
@@ -315,6 +190,7 @@ def measure(models, thread_counts, repeat: int, rounds: int, state_dir: Path) ->
     rounds are reported."""
     rows = []
     peaks = {n: matmul_peak_gflops(n) for n in thread_counts}
+    columns = {"minigen": "minigen", "system": "minigen_glibc_default", "torch": "torch"}
     for model in models:
         for n in thread_counts:
             state = str(state_dir / f"{model}.npz")
@@ -332,13 +208,9 @@ def measure(models, thread_counts, repeat: int, rounds: int, state_dir: Path) ->
                 {
                     "model": model,
                     "threads": n,
-                    "minigen_ms": seconds["minigen"] * 1e3,
-                    "minigen_glibc_default_ms": seconds["system"] * 1e3,
-                    "torch_ms": seconds["torch"] * 1e3,
+                    **_columns(seconds, columns, "ms", 1e3),
                     "ratio": seconds["minigen"] / seconds["torch"],
-                    "minigen_mib": memory["minigen"],
-                    "minigen_glibc_default_mib": memory["system"],
-                    "torch_mib": memory["torch"],
+                    **_columns(memory, columns, "mib"),
                     "memory_ratio": memory["minigen"] / memory["torch"],
                     "gflop_per_step": flops / 1e9,
                     "minigen_gflops": flops / seconds["minigen"] / 1e9,
@@ -373,24 +245,20 @@ def measure_gpu(models, batches, repeat: int, rounds: int, state_dir: Path) -> d
                 {
                     "model": model,
                     "batch": batch,
-                    "minigen_cuda_ms": seconds["cuda"] * 1e3,
-                    "minigen_cpu_ms": seconds["cpu"] * 1e3,
-                    "torch_cuda_ms": seconds["torch"] * 1e3,
+                    **_columns(
+                        seconds,
+                        {"cuda": "minigen_cuda", "cpu": "minigen_cpu", "torch": "torch_cuda"},
+                        "ms",
+                        1e3,
+                    ),
                     "gpu_speedup": seconds["cpu"] / seconds["cuda"],
                     "ratio": seconds["cuda"] / seconds["torch"],
-                    "minigen_gpu_mib": memory["cuda"],
-                    "torch_gpu_mib": memory["torch"],
+                    **_columns(memory, {"cuda": "minigen_gpu", "torch": "torch_gpu"}, "mib"),
                     "gflop_per_step": runs["torch"][0]["flops"] / 1e9,
                     "rounds": _round_times(runs),
                 }
             )
-            r = rows[-1]
-            print(
-                f"{DESCRIPTIONS[model]:<34}{batch:>6}{r['minigen_cuda_ms']:>11.2f}{r['minigen_cpu_ms']:>11.2f}"
-                f"{r['gpu_speedup']:>9.1f}{r['torch_cuda_ms']:>10.2f}{r['ratio']:>7.2f}"
-                f"{r['minigen_gpu_mib']:>9.1f}{r['torch_gpu_mib']:>9.1f}",
-                flush=True,
-            )
+            _print_gpu_row(rows[-1])
     return {"machine": {**machine(), "gpu": _gpu_name()}, "rounds": rounds, "rows": rows}
 
 
@@ -398,6 +266,15 @@ GPU_HEADER = (
     f"{'model':<34}{'batch':>6}{'cuda ms':>11}{'cpu ms':>11}{'speedup':>9}{'torch ms':>10}{'ratio':>7}"
     f"{'mg MiB':>9}{'pt MiB':>9}"
 )
+
+
+def _print_gpu_row(r: dict) -> None:
+    print(
+        f"{DESCRIPTIONS[r['model']]:<34}{r['batch']:>6}{r['minigen_cuda_ms']:>11.2f}{r['minigen_cpu_ms']:>11.2f}"
+        f"{r['gpu_speedup']:>9.1f}{r['torch_cuda_ms']:>10.2f}{r['ratio']:>7.2f}"
+        f"{r['minigen_gpu_mib']:>9.1f}{r['torch_gpu_mib']:>9.1f}",
+        flush=True,
+    )
 
 
 def _gpu_name() -> str:
@@ -446,7 +323,7 @@ def _print_row(r: dict) -> None:
     )
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to run")
     parser.add_argument("--repeat", type=int, default=7, help="timing rounds per step; the median is shown")
@@ -461,29 +338,19 @@ def main() -> None:
         "--batch", type=int, nargs="+", default=[128, 1024], help="batch sizes (--device cuda)"
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        spec = json.loads(args.child)
-        print(json.dumps(_peak_child(spec["threads"]) if spec["library"] == "numpy-peak" else child(spec)))
-        return
+    return parser
 
-    import tempfile
 
-    if args.device == "cuda":
-        import minigen
+def _gpu_table(args) -> dict:
+    print(f"training step on {_gpu_name()}, float32; ms = median step time; speedup = cpu / cuda;")
+    print("ratio = minigen / PyTorch on the GPU; MiB = the GPU allocator's peak")
+    print(GPU_HEADER)
+    print("-" * len(GPU_HEADER))
+    with tempfile.TemporaryDirectory() as state_dir:
+        return measure_gpu(args.models, args.batch, args.repeat, args.rounds, Path(state_dir))
 
-        if not minigen.cuda_available():
-            parser.error("--device cuda needs CuPy and a GPU (pip install -e '.[cuda12]' or '.[cuda13]')")
-        print(f"training step on {_gpu_name()}, float32; ms = median step time; speedup = cpu / cuda;")
-        print("ratio = minigen / PyTorch on the GPU; MiB = the GPU allocator's peak")
-        print(GPU_HEADER)
-        print("-" * len(GPU_HEADER))
-        with tempfile.TemporaryDirectory() as state_dir:
-            results = measure_gpu(args.models, args.batch, args.repeat, args.rounds, Path(state_dir))
-        if args.json:
-            args.json.write_text(json.dumps(results, indent=2) + "\n")
-        return
 
+def _cpu_table(args) -> dict:
     info = machine()
     print(
         f"training step, float32, batch {BATCH}; {info['cpu']}, {info['cores']} cores; "
@@ -495,7 +362,24 @@ def main() -> None:
     print(HEADER)
     print("-" * len(HEADER))
     with tempfile.TemporaryDirectory() as state_dir:
-        results = measure(args.models, args.threads, args.repeat, args.rounds, Path(state_dir))
+        return measure(args.models, args.threads, args.repeat, args.rounds, Path(state_dir))
+
+
+def main() -> None:
+    parser = _parser()
+    args = parser.parse_args()
+    if args.child:
+        spec = json.loads(args.child)
+        print(json.dumps(_peak_child(spec["threads"]) if spec["library"] == "numpy-peak" else child(spec)))
+        return
+    if args.device == "cuda":
+        import minigen
+
+        if not minigen.cuda_available():
+            parser.error("--device cuda needs CuPy and a GPU (pip install -e '.[cuda12]' or '.[cuda13]')")
+        results = _gpu_table(args)
+    else:
+        results = _cpu_table(args)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 

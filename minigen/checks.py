@@ -15,14 +15,7 @@ from minigen import backend
 from minigen.autograd import grad
 from minigen.creation import rand, randn, tensor
 from minigen.gradcheck import GradcheckReport, compare_gradients, first_order, second_order_inputs
-from minigen.ops import conv as C
-from minigen.ops import elementwise as E
-from minigen.ops import linalg as L
-from minigen.ops import losses as LOSS
-from minigen.ops import normalization as NORM
-from minigen.ops import pooling as P
-from minigen.ops import reduce as R
-from minigen.ops import shape as S
+from minigen.ops import conv, elementwise, linalg, losses, normalization, pooling, reduce, shape
 from minigen.tensor import Tensor
 
 DOMAINS = ("real", "positive", "nonzero", "unit", "distinct")
@@ -75,164 +68,201 @@ def _max_pool2d_input_grad(g):
     MaxPool2dBackward is recorded; the input is a fixed shuffle of 0..71 (no ties)."""
     shuffle = [(7 * i) % 72 for i in range(72)]
     x = tensor(shuffle, dtype=g.dtype, device=g.device).reshape(1, 2, 6, 6).requires_grad_()
-    (gx,) = grad(P.max_pool2d(x, 3, stride=2, padding=1, ceil_mode=True), x, g, create_graph=True)
+    (gx,) = grad(pooling.max_pool2d(x, 3, stride=2, padding=1, ceil_mode=True), x, g, create_graph=True)
     return gx
 
 
 CASES = (
-    Case("add", lambda a, b: a + b, (((3, 1, 4), "real"), ((2, 4), "real")), (E.Add,)),
-    Case("add 0-d", lambda a, b: a + b, (((), "real"), ((2, 3), "real")), (E.Add,)),
-    Case("sub", lambda a, b: a - b, (((2, 3), "real"), ((3,), "real")), (E.Sub,)),
-    Case("mul", lambda a, b: a * b, (((2, 1), "real"), ((1, 3), "real")), (E.Mul,)),
-    Case("div", lambda a, b: a / b, (((2, 3), "real"), ((2, 3), "nonzero")), (E.Div,)),
-    Case("neg", lambda x: -x, (((2, 3), "real"),), (E.Neg,)),
-    Case("pow scalar", lambda x: x**2.5, (((2, 3), "positive"),), (E.PowScalar,)),
-    Case("pow integer", lambda x: x**3, (((2, 3), "real"),), (E.PowScalar,)),
-    Case("pow tensor", lambda a, b: a**b, (((2, 3), "positive"), ((3,), "real")), (E.Pow,)),
-    Case("exp", E.exp, (((2, 3), "real"),), (E.Exp,)),
-    Case("log", E.log, (((2, 3), "positive"),), (E.Log,)),
-    Case("sqrt", E.sqrt, (((2, 3), "positive"),), (E.Sqrt,)),
-    Case("abs", E.abs, (((2, 3), "nonzero"),), (E.Abs,)),
-    Case("relu", E.relu, (((2, 3), "nonzero"),), (E.ReLU,)),
-    Case("leaky_relu", lambda x: E.leaky_relu(x, 0.1), (((2, 3), "nonzero"),), (E.LeakyReLU,)),
-    Case("sigmoid", E.sigmoid, (((2, 3), "real"),), (E.Sigmoid,)),
-    Case("tanh", E.tanh, (((2, 3), "real"),), (E.Tanh,)),
-    Case("softplus", E.softplus, (((2, 3), "real"),), (E.Softplus,)),
+    Case("add", lambda a, b: a + b, (((3, 1, 4), "real"), ((2, 4), "real")), (elementwise.Add,)),
+    Case("add 0-d", lambda a, b: a + b, (((), "real"), ((2, 3), "real")), (elementwise.Add,)),
+    Case("sub", lambda a, b: a - b, (((2, 3), "real"), ((3,), "real")), (elementwise.Sub,)),
+    Case("mul", lambda a, b: a * b, (((2, 1), "real"), ((1, 3), "real")), (elementwise.Mul,)),
+    Case("div", lambda a, b: a / b, (((2, 3), "real"), ((2, 3), "nonzero")), (elementwise.Div,)),
+    Case("neg", lambda x: -x, (((2, 3), "real"),), (elementwise.Neg,)),
+    Case("pow scalar", lambda x: x**2.5, (((2, 3), "positive"),), (elementwise.PowScalar,)),
+    Case("pow integer", lambda x: x**3, (((2, 3), "real"),), (elementwise.PowScalar,)),
+    Case("pow tensor", lambda a, b: a**b, (((2, 3), "positive"), ((3,), "real")), (elementwise.Pow,)),
+    Case("exp", elementwise.exp, (((2, 3), "real"),), (elementwise.Exp,)),
+    Case("log", elementwise.log, (((2, 3), "positive"),), (elementwise.Log,)),
+    Case("sqrt", elementwise.sqrt, (((2, 3), "positive"),), (elementwise.Sqrt,)),
+    Case("abs", elementwise.abs, (((2, 3), "nonzero"),), (elementwise.Abs,)),
+    Case("relu", elementwise.relu, (((2, 3), "nonzero"),), (elementwise.ReLU,)),
+    Case(
+        "leaky_relu",
+        lambda x: elementwise.leaky_relu(x, 0.1),
+        (((2, 3), "nonzero"),),
+        (elementwise.LeakyReLU,),
+    ),
+    Case("sigmoid", elementwise.sigmoid, (((2, 3), "real"),), (elementwise.Sigmoid,)),
+    Case("tanh", elementwise.tanh, (((2, 3), "real"),), (elementwise.Tanh,)),
+    Case("softplus", elementwise.softplus, (((2, 3), "real"),), (elementwise.Softplus,)),
     # Both operands come from one distinct grid, so no pair ties (ties are kinks).
-    Case("maximum", lambda x: E.maximum(x[0], x[1, 0]), (((2, 3, 4), "distinct"),), (E.Maximum,)),
-    Case("minimum", lambda x: E.minimum(x[0], x[1]), (((2, 3, 4), "distinct"),), (E.Minimum,)),
-    Case("clip", lambda x: E.clip(x, -0.9, 0.9), (((3, 4), "distinct"),), (E.Clip,)),
+    Case(
+        "maximum",
+        lambda x: elementwise.maximum(x[0], x[1, 0]),
+        (((2, 3, 4), "distinct"),),
+        (elementwise.Maximum,),
+    ),
+    Case(
+        "minimum",
+        lambda x: elementwise.minimum(x[0], x[1]),
+        (((2, 3, 4), "distinct"),),
+        (elementwise.Minimum,),
+    ),
+    Case("clip", lambda x: elementwise.clip(x, -0.9, 0.9), (((3, 4), "distinct"),), (elementwise.Clip,)),
     Case(
         "where",
-        lambda a, b: E.where(tensor(_MASK, device=a.device), a, b),
+        lambda a, b: elementwise.where(tensor(_MASK, device=a.device), a, b),
         (((2, 3), "real"), ((3,), "real")),
-        (E.Where,),
+        (elementwise.Where,),
     ),
-    Case("sum", lambda x: R.sum(x, dim=1), (((2, 3, 4), "real"),), (R.Sum,)),
-    Case("sum all", R.sum, (((2, 3), "real"),), (R.Sum,)),
-    Case("mean", lambda x: R.mean(x, dim=(0, 2), keepdim=True), (((2, 3, 4), "real"),), (R.Mean,)),
-    Case("var", lambda x: R.var(x, dim=0), (((4, 3), "real"),), (R.Mean, R.Sum)),
-    Case("max", lambda x: R.max(x, dim=-1), (((3, 4), "distinct"),), (R.Max,)),
-    Case("min", R.min, (((3, 4), "distinct"),), (R.Min,)),
-    Case("logsumexp", lambda x: R.logsumexp(x, dim=1), (((2, 5), "real"),), (R.LogSumExp,)),
-    Case("softmax", lambda x: R.softmax(x, dim=-1), (((2, 5), "real"),), (R.Softmax,)),
-    Case("log_softmax", lambda x: R.log_softmax(x, dim=0), (((4, 3), "real"),), (R.LogSoftmax,)),
-    Case("matmul 2-D", L.matmul, (((2, 3), "real"), ((3, 4), "real")), (L.MatMul,)),
-    Case("matmul batched", L.matmul, (((2, 1, 2, 3), "real"), ((3, 3, 2), "real")), (L.MatMul,)),
-    Case("matmul 1-D @ 2-D", L.matmul, (((3,), "real"), ((3, 2), "real")), (L.MatMul,)),
-    Case("matmul 2-D @ 1-D", L.matmul, (((2, 3), "real"), ((3,), "real")), (L.MatMul,)),
-    Case("matmul 1-D @ 1-D", L.matmul, (((3,), "real"), ((3,), "real")), (L.MatMul,)),
-    Case("linear", L.linear, (((4, 3), "real"), ((2, 3), "real"), ((2,), "real")), (L.Linear,)),
-    Case("linear batched, no bias", L.linear, (((2, 2, 3), "real"), ((4, 3), "real")), (L.Linear,)),
-    Case("linear 1-D input", L.linear, (((3,), "real"), ((2, 3), "real"), ((2,), "real")), (L.Linear,)),
-    Case("reshape", lambda x: S.reshape(x, (3, -1)), (((2, 3, 2), "real"),), (S.Reshape,)),
-    Case("permute", lambda x: S.permute(x, 2, 0, 1), (((2, 3, 4), "real"),), (S.Permute,)),
-    Case("transpose", lambda x: S.transpose(x, 0, 1), (((2, 3), "real"),), (S.Permute,)),
-    Case("broadcast_to", lambda x: S.broadcast_to(x, (2, 3, 4)), (((3, 1), "real"),), (S.BroadcastTo,)),
-    Case("sum_to", lambda x: S.sum_to(x, (3, 1)), (((2, 3, 4), "real"),), (S.SumTo,)),
-    Case("getitem slices", lambda x: x[1:, ::2, None], (((3, 4), "real"),), (S.GetItem, S.IndexAdd)),
+    Case("sum", lambda x: reduce.sum(x, dim=1), (((2, 3, 4), "real"),), (reduce.Sum,)),
+    Case("sum all", reduce.sum, (((2, 3), "real"),), (reduce.Sum,)),
+    Case("mean", lambda x: reduce.mean(x, dim=(0, 2), keepdim=True), (((2, 3, 4), "real"),), (reduce.Mean,)),
+    Case("var", lambda x: reduce.var(x, dim=0), (((4, 3), "real"),), (reduce.Mean, reduce.Sum)),
+    Case("max", lambda x: reduce.max(x, dim=-1), (((3, 4), "distinct"),), (reduce.Max,)),
+    Case("min", reduce.min, (((3, 4), "distinct"),), (reduce.Min,)),
+    Case("logsumexp", lambda x: reduce.logsumexp(x, dim=1), (((2, 5), "real"),), (reduce.LogSumExp,)),
+    Case("softmax", lambda x: reduce.softmax(x, dim=-1), (((2, 5), "real"),), (reduce.Softmax,)),
+    Case("log_softmax", lambda x: reduce.log_softmax(x, dim=0), (((4, 3), "real"),), (reduce.LogSoftmax,)),
+    Case("matmul 2-D", linalg.matmul, (((2, 3), "real"), ((3, 4), "real")), (linalg.MatMul,)),
+    Case("matmul batched", linalg.matmul, (((2, 1, 2, 3), "real"), ((3, 3, 2), "real")), (linalg.MatMul,)),
+    Case("matmul 1-D @ 2-D", linalg.matmul, (((3,), "real"), ((3, 2), "real")), (linalg.MatMul,)),
+    Case("matmul 2-D @ 1-D", linalg.matmul, (((2, 3), "real"), ((3,), "real")), (linalg.MatMul,)),
+    Case("matmul 1-D @ 1-D", linalg.matmul, (((3,), "real"), ((3,), "real")), (linalg.MatMul,)),
+    Case("linear", linalg.linear, (((4, 3), "real"), ((2, 3), "real"), ((2,), "real")), (linalg.Linear,)),
+    Case("linear batched, no bias", linalg.linear, (((2, 2, 3), "real"), ((4, 3), "real")), (linalg.Linear,)),
+    Case(
+        "linear 1-D input",
+        linalg.linear,
+        (((3,), "real"), ((2, 3), "real"), ((2,), "real")),
+        (linalg.Linear,),
+    ),
+    Case("reshape", lambda x: shape.reshape(x, (3, -1)), (((2, 3, 2), "real"),), (shape.Reshape,)),
+    Case("permute", lambda x: shape.permute(x, 2, 0, 1), (((2, 3, 4), "real"),), (shape.Permute,)),
+    Case("transpose", lambda x: shape.transpose(x, 0, 1), (((2, 3), "real"),), (shape.Permute,)),
+    Case(
+        "broadcast_to", lambda x: shape.broadcast_to(x, (2, 3, 4)), (((3, 1), "real"),), (shape.BroadcastTo,)
+    ),
+    Case("sum_to", lambda x: shape.sum_to(x, (3, 1)), (((2, 3, 4), "real"),), (shape.SumTo,)),
+    Case("getitem slices", lambda x: x[1:, ::2, None], (((3, 4), "real"),), (shape.GetItem, shape.IndexAdd)),
     Case(
         "getitem ints",
         lambda x: x[tensor([0, 2, 0], device=x.device)],
         (((3, 2), "real"),),
-        (S.GetItem, S.IndexAdd),
+        (shape.GetItem, shape.IndexAdd),
     ),
     Case(
         "getitem mask",
         lambda x: x[tensor(_MASK, device=x.device)],
         (((2, 3), "real"),),
-        (S.GetItem, S.IndexAdd),
+        (shape.GetItem, shape.IndexAdd),
     ),
-    Case("cat", lambda a, b: S.cat([a, b], dim=1), (((2, 1), "real"), ((2, 3), "real")), (S.Concatenate,)),
     Case(
-        "stack", lambda a, b: S.stack([a, b], dim=-1), (((2, 3), "real"), ((2, 3), "real")), (S.Concatenate,)
+        "cat",
+        lambda a, b: shape.cat([a, b], dim=1),
+        (((2, 1), "real"), ((2, 3), "real")),
+        (shape.Concatenate,),
     ),
-    Case("pad", lambda x: S.pad(x, (1, 2, 0, 1)), (((2, 3), "real"),), (S.Pad,)),
-    Case("flatten", lambda x: S.flatten(x, 1), (((2, 3, 2), "real"),), (S.Reshape,)),
-    Case("squeeze", lambda x: S.squeeze(x, 1), (((2, 1, 3), "real"),), (S.Reshape,)),
-    Case("unsqueeze", lambda x: S.unsqueeze(x, 0), (((2, 3), "real"),), (S.Reshape,)),
-    Case("to device", lambda x: S.Convert("cpu", None)(x), (((2, 3), "real"),), (S.Convert,)),
+    Case(
+        "stack",
+        lambda a, b: shape.stack([a, b], dim=-1),
+        (((2, 3), "real"), ((2, 3), "real")),
+        (shape.Concatenate,),
+    ),
+    Case("pad", lambda x: shape.pad(x, (1, 2, 0, 1)), (((2, 3), "real"),), (shape.Pad,)),
+    Case("flatten", lambda x: shape.flatten(x, 1), (((2, 3, 2), "real"),), (shape.Reshape,)),
+    Case("squeeze", lambda x: shape.squeeze(x, 1), (((2, 1, 3), "real"),), (shape.Reshape,)),
+    Case("unsqueeze", lambda x: shape.unsqueeze(x, 0), (((2, 3), "real"),), (shape.Reshape,)),
+    Case("to device", lambda x: shape.Convert("cpu", None)(x), (((2, 3), "real"),), (shape.Convert,)),
     Case(
         "conv2d",
-        lambda x, w, b: C.conv2d(x, w, b, stride=(2, 1), padding=(1, 2), dilation=(1, 2)),
+        lambda x, w, b: conv.conv2d(x, w, b, stride=(2, 1), padding=(1, 2), dilation=(1, 2)),
         (((2, 2, 5, 4), "real"), ((3, 2, 3, 2), "real"), ((3,), "real")),
-        (C.Conv2d,),
+        (conv.Conv2d,),
     ),
     Case(
         "conv_transpose2d",
-        lambda x, w, b: C.conv_transpose2d(
+        lambda x, w, b: conv.conv_transpose2d(
             x, w, b, stride=(2, 1), padding=(1, 0), output_padding=(1, 1), dilation=(1, 2)
         ),
         (((2, 2, 3, 3), "real"), ((2, 3, 2, 3), "real"), ((3,), "real")),
-        (C.ConvTranspose2d,),
+        (conv.ConvTranspose2d,),
     ),
     Case(
         "conv2d weight grad",
-        lambda x, g: C.Conv2dWeightGrad((3, 2), (2, 1), (1, 2), (1, 2))(x, g),
+        lambda x, g: conv.Conv2dWeightGrad((3, 2), (2, 1), (1, 2), (1, 2))(x, g),
         (((2, 2, 5, 4), "real"), ((2, 3, 3, 6), "real")),
-        (C.Conv2dWeightGrad,),
+        (conv.Conv2dWeightGrad,),
     ),
     Case(
         "max_pool2d",
-        lambda x: P.max_pool2d(x, (3, 2), stride=(2, 1), padding=1, dilation=(1, 2), ceil_mode=True),
+        lambda x: pooling.max_pool2d(x, (3, 2), stride=(2, 1), padding=1, dilation=(1, 2), ceil_mode=True),
         (((2, 2, 6, 5), "distinct"),),
-        (P.MaxPool2d,),
+        (pooling.MaxPool2d,),
     ),
     Case(
         "max_pool2d backward",
         _max_pool2d_input_grad,
         (((1, 2, 4, 4), "real"),),
-        (P.MaxPool2dBackward,),
+        (pooling.MaxPool2dBackward,),
     ),
     Case(
         "avg_pool2d",
-        lambda x: P.avg_pool2d(x, (3, 2), stride=(2, 1), padding=1, ceil_mode=True, count_include_pad=False),
+        lambda x: pooling.avg_pool2d(
+            x, (3, 2), stride=(2, 1), padding=1, ceil_mode=True, count_include_pad=False
+        ),
         (((2, 2, 6, 5), "real"),),
-        (P.AvgPool2d,),
+        (pooling.AvgPool2d,),
     ),
     Case(
         "avg_pool2d count_include_pad",
-        lambda x: P.avg_pool2d(x, 3, stride=2, padding=1, ceil_mode=True),
+        lambda x: pooling.avg_pool2d(x, 3, stride=2, padding=1, ceil_mode=True),
         (((1, 2, 6, 6), "real"),),
-        (P.AvgPool2d,),
+        (pooling.AvgPool2d,),
     ),
     Case(
         "batch_norm 2-D",
-        lambda x: NORM.batch_norm(x, None, None, training=True),
+        lambda x: normalization.batch_norm(x, None, None, training=True),
         (((4, 3), "real"),),
-        (NORM.BatchNorm,),
+        (normalization.BatchNorm,),
     ),
     Case(
         "batch_norm 4-D affine",
-        lambda x, w, b: NORM.batch_norm(x, None, None, w, b, training=True),
+        lambda x, w, b: normalization.batch_norm(x, None, None, w, b, training=True),
         (((2, 3, 2, 2), "real"), ((3,), "real"), ((3,), "real")),
-        (NORM.BatchNorm,),
+        (normalization.BatchNorm,),
     ),
     Case(
         "binary_cross_entropy",
-        lambda x, y: LOSS.binary_cross_entropy(x, y, reduction="none"),
+        lambda x, y: losses.binary_cross_entropy(x, y, reduction="none"),
         (((2, 3), "unit"), ((2, 3), "unit")),
-        (LOSS.BinaryCrossEntropy,),
+        (losses.BinaryCrossEntropy,),
     ),
     Case(
         "binary_cross_entropy_with_logits",
-        lambda x, y: LOSS.binary_cross_entropy_with_logits(x, y, reduction="none"),
+        lambda x, y: losses.binary_cross_entropy_with_logits(x, y, reduction="none"),
         (((2, 3), "real"), ((2, 3), "unit")),
-        (LOSS.BinaryCrossEntropyWithLogits,),
+        (losses.BinaryCrossEntropyWithLogits,),
     ),
     Case(
         "bce_with_logits pos_weight",
-        lambda x, y, p: LOSS.binary_cross_entropy_with_logits(x, y, reduction="none", pos_weight=p),
+        lambda x, y, p: losses.binary_cross_entropy_with_logits(x, y, reduction="none", pos_weight=p),
         (((2, 3), "real"), ((2, 3), "unit"), ((3,), "positive")),
-        (LOSS.BinaryCrossEntropyWithLogits,),
+        (losses.BinaryCrossEntropyWithLogits,),
     ),
     Case(
         "cross_entropy",
-        lambda x: LOSS.cross_entropy(x, tensor([2, 0, -100], device=x.device), label_smoothing=0.1),
+        lambda x: losses.cross_entropy(x, tensor([2, 0, -100], device=x.device), label_smoothing=0.1),
         (((3, 4), "real"),),
-        (R.LogSoftmax, E.Where),
+        (reduce.LogSoftmax, elementwise.Where),
     ),
-    Case("mse_loss", lambda x, y: LOSS.mse_loss(x, y), (((2, 3), "real"), ((2, 3), "real")), (E.Sub,)),
+    Case(
+        "mse_loss",
+        lambda x, y: losses.mse_loss(x, y),
+        (((2, 3), "real"), ((2, 3), "real")),
+        (elementwise.Sub,),
+    ),
 )
 
 

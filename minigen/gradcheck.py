@@ -83,8 +83,30 @@ def compare_gradients(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, worst: int = 5
     """
     inputs = tuple(inputs)
     _require_float64(inputs)
-    outputs = _as_tuple(fn(*inputs))
-    cotangents = [randn_like(y, dtype=backend.float64) for y in outputs]
+    projected = _random_projection(fn, inputs)
+    positions = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
+    wanted = [inputs[i] for i in positions]
+    scalar = projected(*inputs)
+    # When nothing in the outputs depends on the inputs, every analytic gradient is zero (None).
+    analytic = grad(scalar, wanted, allow_unused=True) if scalar.requires_grad else (None,) * len(wanted)
+    numeric = [g for g in numerical_grad(projected, inputs, eps) if g is not None]
+
+    rows, max_abs, max_rel, passed = [], 0.0, 0.0, True
+    for position, a, n in zip(positions, analytic, numeric):
+        a, n = _on_host(position, inputs[position], a, n)
+        error = abs(a - n)
+        if error.size:
+            max_abs = max(max_abs, float(error.max()))
+            max_rel = max(max_rel, float((error / abs(n).clip(atol, None)).max()))
+            passed = passed and bool((error <= atol + rtol * abs(n)).all())
+        rows.extend(_worst_entries(position, error, a, n, worst))
+    return GradcheckReport(passed, max_abs, max_rel, _table(rows, worst))
+
+
+def _random_projection(fn, inputs):
+    """L(*xs) = sum_k <v_k, f_k(*xs)>, for cotangents v_k drawn once from N(0, 1) in float64 with
+    the shapes of ``fn(*inputs)``'s outputs: the scalar whose gradient is the VJP with v."""
+    cotangents = [randn_like(y, dtype=backend.float64) for y in _as_tuple(fn(*inputs))]
 
     def projected(*xs):
         total = None
@@ -93,39 +115,38 @@ def compare_gradients(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, worst: int = 5
             total = term if total is None else total + term
         return total
 
-    wanted = [x for x in inputs if isinstance(x, Tensor) and x.requires_grad]
-    scalar = projected(*inputs)
-    # When nothing in the outputs depends on the inputs, every analytic gradient is zero (None).
-    analytic = grad(scalar, wanted, allow_unused=True) if scalar.requires_grad else (None,) * len(wanted)
-    numeric = [g for g in numerical_grad(projected, inputs, eps) if g is not None]
+    return projected
 
-    rows, max_abs, max_rel, passed = [], 0.0, 0.0, True
-    positions = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
-    for position, x, a, n in zip(positions, wanted, analytic, numeric):
-        if a is not None and (a.shape != x.shape or a.dtype != x.dtype):
-            raise GradcheckError(
-                f"input {position}: gradient has shape {a.shape} and dtype {a.dtype}, "
-                f"but the input has shape {x.shape} and dtype {x.dtype}"
-            )
-        a = backend.to_host(a.data) if a is not None else backend.to_host(n) * 0
-        n = backend.to_host(n)
-        error = abs(a - n)
-        allowed = atol + rtol * abs(n)
-        relative = error / (abs(n).clip(atol, None))
-        if error.size:
-            max_abs = max(max_abs, float(error.max()))
-            max_rel = max(max_rel, float(relative.max()))
-            passed = passed and bool((error <= allowed).all())
-        for flat in error.reshape(-1).argsort()[::-1][:worst]:
-            index = tuple(int(i) for i in _unravel(int(flat), a.shape))
-            rows.append(
-                (float(error.reshape(-1)[flat]), position, index, a.reshape(-1)[flat], n.reshape(-1)[flat])
-            )
-    rows.sort(key=lambda r: -r[0])
+
+def _on_host(position: int, x, analytic, numeric) -> tuple:
+    """(analytic, numeric) gradients of input ``position`` as host arrays; an analytic gradient
+    of None (the input is unused) counts as zeros, one of the wrong shape or dtype is an error."""
+    if analytic is not None and (analytic.shape != x.shape or analytic.dtype != x.dtype):
+        raise GradcheckError(
+            f"input {position}: gradient has shape {analytic.shape} and dtype {analytic.dtype}, "
+            f"but the input has shape {x.shape} and dtype {x.dtype}"
+        )
+    numeric = backend.to_host(numeric)
+    return (numeric * 0 if analytic is None else backend.to_host(analytic.data)), numeric
+
+
+def _worst_entries(position: int, error, a, n, worst: int) -> list:
+    """(error, input position, index, analytic, numeric) for the ``worst`` largest errors."""
+    rows = []
+    for flat in error.reshape(-1).argsort()[::-1][:worst]:
+        index = tuple(int(i) for i in _unravel(int(flat), a.shape))
+        rows.append(
+            (float(error.reshape(-1)[flat]), position, index, a.reshape(-1)[flat], n.reshape(-1)[flat])
+        )
+    return rows
+
+
+def _table(rows, worst: int) -> str:
+    """The ``worst`` rows of all inputs, largest error first, one line each under a header."""
     lines = [f"{'input':>5}  {'index':<16} {'analytic':>14} {'numeric':>14} {'abs error':>10}"]
-    for err, position, index, a_value, n_value in rows[:worst]:
+    for err, position, index, a_value, n_value in sorted(rows, key=lambda r: -r[0])[:worst]:
         lines.append(f"{position:>5}  {str(index):<16} {a_value:>14.6g} {n_value:>14.6g} {err:>10.3g}")
-    return GradcheckReport(passed, max_abs, max_rel, "\n".join(lines))
+    return "\n".join(lines)
 
 
 def _unravel(flat: int, shape) -> tuple:

@@ -12,7 +12,7 @@ from hypothesis.extra import numpy as hnp
 import minigen
 from minigen.gradcheck import gradcheck, gradgradcheck
 from minigen.ops.pooling import MaxPool2d, MaxPool2dBackward, avg_pool2d, max_pool2d
-from minigen.testing import arrays, distinct_arrays
+from minigen.testing import arrays, distinct_arrays, pool_configs
 
 
 def leaf(values, dtype=np.float64, device="cpu"):
@@ -42,16 +42,17 @@ def windows_1d(size, kernel, stride, padding, dilation, ceil_mode):
         start += stride
 
 
+def windows_along(axis, size, config):
+    """``windows_1d`` along spatial axis ``axis`` (0: height, 1: width) of a pooling config."""
+    settings = (config[key][axis] for key in ("kernel", "stride", "padding", "dilation"))
+    return windows_1d(size, *settings, config["ceil_mode"])
+
+
 def pool_direct(x, config, reduce):
     """Pool with loops: ``reduce(values, counted)`` gets the input values inside one window and
     how many of its positions lie inside the padded input."""
     batch, channels, height, width = x.shape
-    rows = windows_1d(
-        height, *(config[key][0] for key in ("kernel", "stride", "padding", "dilation")), config["ceil_mode"]
-    )
-    cols = windows_1d(
-        width, *(config[key][1] for key in ("kernel", "stride", "padding", "dilation")), config["ceil_mode"]
-    )
+    rows, cols = windows_along(0, height, config), windows_along(1, width, config)
     (ph, pw) = config["padding"]
     y = np.zeros((batch, channels, len(rows), len(cols)))
     for n in range(batch):
@@ -85,12 +86,7 @@ def avg_pool_direct(x, config, count_include_pad, divisor_override):
 def max_pool_grad_direct(x, gy, config):
     """Each gy entry goes to the first maximum of its window, scanning rows then columns."""
     batch, channels, height, width = x.shape
-    rows = windows_1d(
-        height, *(config[key][0] for key in ("kernel", "stride", "padding", "dilation")), config["ceil_mode"]
-    )
-    cols = windows_1d(
-        width, *(config[key][1] for key in ("kernel", "stride", "padding", "dilation")), config["ceil_mode"]
-    )
+    rows, cols = windows_along(0, height, config), windows_along(1, width, config)
     gx = np.zeros(x.shape)
     for n in range(batch):
         for c in range(channels):
@@ -109,9 +105,8 @@ def max_pool_grad_direct(x, gy, config):
 
 def every_window_sees_the_input(shape, config):
     """False when some window covers only padding (possible with dilation): its max is -inf."""
-    keys = ("kernel", "stride", "padding", "dilation")
     for axis, size in enumerate(shape[2:]):
-        for window in windows_1d(size, *(config[key][axis] for key in keys), config["ceil_mode"]):
+        for window in windows_along(axis, size, config):
             if not any(0 <= position < size for position in window):
                 return False
     return True
@@ -120,23 +115,13 @@ def every_window_sees_the_input(shape, config):
 # --- configurations --------------------------------------------------------------------------------
 
 
-@st.composite
-def pool_configs(draw, max_batch=2, max_channels=2, max_size=6, dilation=True):
-    """A valid pooling setting: kernel, stride (None: the kernel), padding (at most half the
-    kernel), dilation, ceil_mode, and an input shape with at least one window per axis."""
-    pair = lambda low, high: st.tuples(st.integers(low, high), st.integers(low, high))  # noqa: E731
-    config = {"kernel": draw(pair(1, 3)), "ceil_mode": draw(st.booleans())}
-    config["stride_argument"] = draw(st.none() | pair(1, 3))
-    config["stride"] = config["stride_argument"] or config["kernel"]
-    config["padding"] = tuple(draw(st.integers(0, k // 2)) for k in config["kernel"])
-    config["dilation"] = draw(pair(1, 2)) if dilation else (1, 1)
-    size = []
-    for axis in range(2):
-        settings = [config[key][axis] for key in ("kernel", "stride", "padding", "dilation")]
-        smallest = next(n for n in range(1, 20) if windows_1d(n, *settings, config["ceil_mode"]))
-        size.append(draw(st.integers(smallest, max(smallest, max_size))))
-    config["shape"] = (draw(st.integers(1, max_batch)), draw(st.integers(1, max_channels)), *size)
-    return config
+@given(config=pool_configs(max_size=1))
+def test_pool_configs_draw_the_smallest_input_with_a_window_per_axis(config):
+    """minigen.testing.pool_configs sizes the input in closed form; with max_size=1 it draws
+    the smallest size that has a window, which the reference loop must confirm."""
+    for axis, size in enumerate(config["shape"][2:]):
+        assert windows_along(axis, size, config)
+        assert size == 1 or not windows_along(axis, size - 1, config)
 
 
 def max_arguments(config):

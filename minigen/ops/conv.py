@@ -156,6 +156,13 @@ class _Convolution(Function):
     def geometry(self) -> tuple:
         return self.stride, self.padding, self.dilation
 
+    def input_grad(self, i: int, function: type, *operands):
+        """``function`` (one of the three, with these settings) applied to ``operands`` and sized
+        to input i: the VJP for that input; None when input i needs no gradient."""
+        if not self.needs_input_grad[i]:
+            return None
+        return function(self.inputs[i].shape[2:], *self.geometry())(*operands)
+
 
 class Conv2d(_Convolution):
     """y[n, o, p, q] = sum_{c, i, j} w[o, c, i, j] x_pad[n, c, p sh + i dh, q sw + j dw]
@@ -173,10 +180,7 @@ class Conv2d(_Convolution):
 
     def backward(self, gy):
         x, w = self.inputs
-        need_x, need_w = self.needs_input_grad
-        gx = ConvTranspose2d(x.shape[2:], *self.geometry())(gy, w) if need_x else None
-        gw = Conv2dWeightGrad(w.shape[2:], *self.geometry())(x, gy) if need_w else None
-        return gx, gw
+        return self.input_grad(0, ConvTranspose2d, gy, w), self.input_grad(1, Conv2dWeightGrad, x, gy)
 
 
 class ConvTranspose2d(_Convolution):
@@ -198,10 +202,7 @@ class ConvTranspose2d(_Convolution):
 
     def backward(self, gy):
         x, w = self.inputs
-        need_x, need_w = self.needs_input_grad
-        gx = Conv2d(x.shape[2:], *self.geometry())(gy, w) if need_x else None
-        gw = Conv2dWeightGrad(w.shape[2:], *self.geometry())(gy, x) if need_w else None
-        return gx, gw
+        return self.input_grad(0, Conv2d, gy, w), self.input_grad(1, Conv2dWeightGrad, gy, x)
 
 
 class Conv2dWeightGrad(_Convolution):
@@ -221,10 +222,7 @@ class Conv2dWeightGrad(_Convolution):
 
     def backward(self, gw):
         x, g = self.inputs
-        need_x, need_g = self.needs_input_grad
-        gx = ConvTranspose2d(x.shape[2:], *self.geometry())(g, gw) if need_x else None
-        gg = Conv2d(g.shape[2:], *self.geometry())(x, gw) if need_g else None
-        return gx, gg
+        return self.input_grad(0, ConvTranspose2d, g, gw), self.input_grad(1, Conv2d, x, gw)
 
 
 # --- public functions ------------------------------------------------------------------------------

@@ -53,9 +53,16 @@ class Mul(Function):
 
 
 class Div(Function):
-    """y = a / b.  VJP: ga = sum_to(gy / b), gb = sum_to(-gy * a / b^2)."""
+    """y = a / b, in float32 when neither operand is floating (as PyTorch divides integers).
+
+    VJP: ga = sum_to(gy / b), gb = sum_to(-gy * a / b^2).
+    """
 
     def forward(self, a, b):
+        # Function gives the operands one floating dtype when any of them is floating, so only
+        # integer and boolean operands arrive here not floating.
+        if a.dtype.kind != "f":
+            a, b = a.astype(backend.float32), b.astype(backend.float32)
         return a / b
 
     def backward(self, gy):
@@ -322,59 +329,37 @@ class Softplus(Function):
 # --- public functions ------------------------------------------------------------------------
 
 
-def add(a, b) -> Tensor:
-    return Add()(a, b)
+def _named(apply, function):
+    """``apply`` under the primitive's lower-case name, with its docstring (forward and VJP)."""
+    apply.__name__ = apply.__qualname__ = function.__name__.lower()
+    apply.__doc__ = function.__doc__
+    return apply
 
 
-def sub(a, b) -> Tensor:
-    return Sub()(a, b)
+def _unary(function):
+    """The public function of a one-input primitive that has no settings: function()(x)."""
+
+    def apply(x) -> Tensor:
+        return function()(x)
+
+    return _named(apply, function)
 
 
-def mul(a, b) -> Tensor:
-    return Mul()(a, b)
+def _binary(function):
+    """The public function of a two-input primitive that has no settings: function()(a, b)."""
+
+    def apply(a, b) -> Tensor:
+        return function()(a, b)
+
+    return _named(apply, function)
 
 
-def div(a, b) -> Tensor:
-    """True division; integer operands divide as float32, as in PyTorch."""
-    if not any(isinstance(o, float) or getattr(o, "dtype", backend.int64).kind == "f" for o in (a, b)):
-        a, b = (o.to(dtype=backend.float32) if isinstance(o, Tensor) else o for o in (a, b))
-    return Div()(a, b)
-
-
-def neg(x) -> Tensor:
-    return Neg()(x)
-
-
-def exp(x) -> Tensor:
-    return Exp()(x)
-
-
-def log(x) -> Tensor:
-    return Log()(x)
-
-
-def sqrt(x) -> Tensor:
-    return Sqrt()(x)
-
-
-def abs(x) -> Tensor:
-    return Abs()(x)
-
-
-def relu(x) -> Tensor:
-    return ReLU()(x)
+add, sub, mul, div, maximum, minimum = map(_binary, (Add, Sub, Mul, Div, Maximum, Minimum))
+neg, exp, log, sqrt, abs, relu, sigmoid, tanh = map(_unary, (Neg, Exp, Log, Sqrt, Abs, ReLU, Sigmoid, Tanh))
 
 
 def leaky_relu(x, negative_slope: float = 0.01) -> Tensor:
     return LeakyReLU(float(negative_slope))(x)
-
-
-def sigmoid(x) -> Tensor:
-    return Sigmoid()(x)
-
-
-def tanh(x) -> Tensor:
-    return Tanh()(x)
 
 
 def softplus(x, beta: float = 1.0) -> Tensor:
@@ -382,14 +367,6 @@ def softplus(x, beta: float = 1.0) -> Tensor:
     if beta == 1.0:
         return Softplus()(x)
     return Softplus()(x * beta) / beta
-
-
-def maximum(a, b) -> Tensor:
-    return Maximum()(a, b)
-
-
-def minimum(a, b) -> Tensor:
-    return Minimum()(a, b)
 
 
 def clip(x, min=None, max=None) -> Tensor:
@@ -407,7 +384,7 @@ def _compare(name):
             result = getattr(a.data, name)(other)
         except ValueError as error:
             shapes = f"{a.shape} and {xp_of(a.data).asarray(other).shape}"
-            raise ValueError(f"{compare.__name__} got tensors of shapes {shapes}: {error}") from None
+            raise ValueError(f"{compare.__name__} got tensors of shapes {shapes}: {error}") from error
         return Tensor(xp_of(a.data).asarray(result))  # a 0-d result is a NumPy scalar otherwise
 
     compare.__name__ = name.strip("_")

@@ -7,13 +7,14 @@ gradient to the kept-dims shape, then broadcasts it back over the reduced axes.
 
 from __future__ import annotations
 
-import builtins
+import functools
+import inspect
 import math
 
 from minigen.autograd import Function
 from minigen.backend import xp_of
 from minigen.ops.elementwise import exp
-from minigen.ops.shape import broadcast_to, reshape
+from minigen.ops.shape import broadcast_to, normalize_axis, reshape
 from minigen.tensor import Tensor
 
 
@@ -22,25 +23,33 @@ def normalize_dims(dim, ndim: int) -> tuple:
     if dim is None:
         return tuple(range(ndim))
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    out = []
-    for d in dims:
-        # A 0-d tensor accepts dim 0 or -1, as in PyTorch.
-        bound = builtins.max(ndim, 1)
-        if not -bound <= d < bound:
-            raise IndexError(f"dimension {d} is out of range for a tensor with {ndim} dimensions")
-        out.append(d % bound)
+    out = [normalize_axis(d, ndim) for d in dims]
     if len(set(out)) != len(out):
         raise ValueError(f"dimension repeated in {dim}")
     return tuple(sorted(a for a in out if a < ndim))
 
 
-def _resolve(dim, keepdim, axis, keepdims):
-    """Accept NumPy's ``axis``/``keepdims`` as aliases of ``dim``/``keepdim``."""
-    if axis is not None:
-        if dim is not None:
-            raise TypeError("pass dim or axis, not both")
-        dim = axis
-    return dim, bool(keepdim or keepdims)
+_NUMPY_SPELLINGS = (
+    inspect.Parameter("axis", inspect.Parameter.KEYWORD_ONLY, default=None),
+    inspect.Parameter("keepdims", inspect.Parameter.KEYWORD_ONLY, default=False),
+)
+
+
+def _numpy_spellings(reduction):
+    """Let ``reduction(x, dim=None, keepdim=False, ...)`` also take NumPy's ``axis``/``keepdims``
+    (keyword-only aliases of ``dim``/``keepdim``), so that no reduction repeats the translation."""
+
+    @functools.wraps(reduction)
+    def reduce(x, dim=None, keepdim=False, *, axis=None, keepdims=False, **options):
+        if axis is not None:
+            if dim is not None:
+                raise TypeError("pass dim or axis, not both")
+            dim = axis
+        return reduction(x, dim, bool(keepdim or keepdims), **options)
+
+    signature = inspect.signature(reduction)
+    reduce.__signature__ = signature.replace(parameters=[*signature.parameters.values(), *_NUMPY_SPELLINGS])
+    return reduce
 
 
 class _Reduction(Function):
@@ -167,26 +176,26 @@ class LogSoftmax(Function):
 # --- public functions ------------------------------------------------------------------------
 
 
-def sum(x, dim=None, keepdim=False, *, axis=None, keepdims=False) -> Tensor:
-    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
+@_numpy_spellings
+def sum(x, dim=None, keepdim=False) -> Tensor:
     return Sum(normalize_dims(dim, x.ndim), keepdim)(x)
 
 
-def mean(x, dim=None, keepdim=False, *, axis=None, keepdims=False) -> Tensor:
-    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
+@_numpy_spellings
+def mean(x, dim=None, keepdim=False) -> Tensor:
     axes = normalize_dims(dim, x.ndim)
     if x.numel() == 0:
         raise ValueError(f"mean() of an empty tensor of shape {x.shape}")
     return Mean(axes, keepdim)(x)
 
 
-def var(x, dim=None, keepdim=False, *, correction=1, unbiased=None, axis=None, keepdims=False) -> Tensor:
+@_numpy_spellings
+def var(x, dim=None, keepdim=False, *, correction=1, unbiased=None) -> Tensor:
     """Variance sum((x - mean)^2) / (n - correction): unbiased (correction=1) by default, as PyTorch.
 
     A composite of mean, sub, mul and sum, so its gradient comes from theirs:
     d var / d x_i = 2 (x_i - mean) / (n - correction).
     """
-    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
     if unbiased is not None:
         correction = 1 if unbiased else 0
     axes = normalize_dims(dim, x.ndim)
@@ -197,26 +206,27 @@ def var(x, dim=None, keepdim=False, *, correction=1, unbiased=None, axis=None, k
     return Sum(axes, keepdim)(centered * centered) * (1.0 / (n - correction))
 
 
-def std(x, dim=None, keepdim=False, *, correction=1, unbiased=None, axis=None, keepdims=False) -> Tensor:
+@_numpy_spellings
+def std(x, dim=None, keepdim=False, *, correction=1, unbiased=None) -> Tensor:
     """sqrt(var(x)) with the same arguments."""
-    return var(x, dim, keepdim, correction=correction, unbiased=unbiased, axis=axis, keepdims=keepdims) ** 0.5
+    return var(x, dim, keepdim, correction=correction, unbiased=unbiased) ** 0.5
 
 
-def max(x, dim=None, keepdim=False, *, axis=None, keepdims=False) -> Tensor:
+@_numpy_spellings
+def max(x, dim=None, keepdim=False) -> Tensor:
     """The largest entry (0-d), or the largest along ``dim``: values only, unlike PyTorch's
     ``max(dim)`` which also returns indices; use ``argmax`` for those."""
-    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
     return Max(normalize_dims(dim, x.ndim), keepdim)(x)
 
 
-def min(x, dim=None, keepdim=False, *, axis=None, keepdims=False) -> Tensor:
+@_numpy_spellings
+def min(x, dim=None, keepdim=False) -> Tensor:
     """The smallest entry (0-d), or the smallest along ``dim`` (values only; see ``argmin``)."""
-    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
     return Min(normalize_dims(dim, x.ndim), keepdim)(x)
 
 
-def logsumexp(x, dim=None, keepdim=False, *, axis=None, keepdims=False) -> Tensor:
-    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
+@_numpy_spellings
+def logsumexp(x, dim=None, keepdim=False) -> Tensor:
     return LogSumExp(normalize_dims(dim, x.ndim), keepdim)(x)
 
 
@@ -228,13 +238,13 @@ def log_softmax(x, dim: int = -1) -> Tensor:
     return LogSoftmax(normalize_dims(dim, x.ndim))(x)
 
 
-def argmax(x, dim=None, keepdim=False, *, axis=None, keepdims=False) -> Tensor:
+@_numpy_spellings
+def argmax(x, dim=None, keepdim=False) -> Tensor:
     """Index of the largest entry (of the flattened tensor when ``dim`` is None); no gradient."""
-    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
     return Tensor(x.data.argmax(axis=dim, keepdims=keepdim))
 
 
-def argmin(x, dim=None, keepdim=False, *, axis=None, keepdims=False) -> Tensor:
+@_numpy_spellings
+def argmin(x, dim=None, keepdim=False) -> Tensor:
     """Index of the smallest entry (of the flattened tensor when ``dim`` is None); no gradient."""
-    dim, keepdim = _resolve(dim, keepdim, axis, keepdims)
     return Tensor(x.data.argmin(axis=dim, keepdims=keepdim))

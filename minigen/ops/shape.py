@@ -7,21 +7,36 @@ from minigen.autograd import Function
 from minigen.tensor import Tensor
 
 
-def _normalize_axis(axis: int, ndim: int) -> int:
-    # A 0-d tensor accepts dim 0 or -1, as in PyTorch (and reduce.normalize_dims).
-    if not -max(ndim, 1) <= axis < max(ndim, 1):
+def normalize_axis(axis: int, ndim: int) -> int:
+    """``axis`` (negative counts from the end) as an index in [0, ndim); IndexError out of range.
+
+    The one rule for every op that takes a dim (the reductions use it through
+    ``reduce.normalize_dims``).
+    """
+    bound = max(ndim, 1)  # a 0-d tensor accepts dim 0 or -1, as in PyTorch
+    if not -bound <= axis < bound:
         raise IndexError(f"dimension {axis} is out of range for a tensor with {ndim} dimensions")
-    return axis % max(ndim, 1)
+    return axis % bound
 
 
-class Reshape(Function):
+class _ToShape(Function):
+    """An op whose one setting is its output's ``shape``: reshape, broadcast_to and sum_to."""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+    @classmethod
+    def of(cls, x, shape) -> Tensor:
+        """x taken to ``shape`` by this op; x itself, with no node recorded, when it has that shape."""
+        shape = tuple(shape)
+        return x if x.shape == shape else cls(shape)(x)
+
+
+class Reshape(_ToShape):
     """y = x viewed with a new shape (same entries in row-major order).
 
     VJP: gx = reshape(gy, x.shape).
     """
-
-    def __init__(self, shape):
-        self.shape = shape
 
     def forward(self, x):
         return x.reshape(self.shape)
@@ -33,9 +48,7 @@ class Reshape(Function):
 def reshape(x, *shape) -> Tensor:
     """x with shape ``shape`` (one entry may be -1); a view when the layout allows."""
     shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    if shape == x.shape:
-        return x
-    return Reshape(shape)(x)
+    return Reshape.of(x, shape)
 
 
 class Permute(Function):
@@ -60,7 +73,7 @@ class Permute(Function):
 def permute(x, *dims) -> Tensor:
     """x with dimensions reordered as ``dims`` (a view)."""
     dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-    axes = tuple(_normalize_axis(d, x.ndim) for d in dims) if len(dims) == x.ndim else ()
+    axes = tuple(normalize_axis(d, x.ndim) for d in dims) if len(dims) == x.ndim else ()
     if len(dims) != x.ndim or sorted(axes) != list(range(x.ndim)):
         raise ValueError(f"permute dims {dims} are not a permutation of the {x.ndim} dims of shape {x.shape}")
     return Permute(axes)(x)
@@ -69,7 +82,7 @@ def permute(x, *dims) -> Tensor:
 def transpose(x, dim0: int = -2, dim1: int = -1) -> Tensor:
     """x with dimensions ``dim0`` and ``dim1`` swapped (PyTorch's transpose)."""
     axes = list(range(x.ndim))
-    dim0, dim1 = _normalize_axis(dim0, x.ndim), _normalize_axis(dim1, x.ndim)
+    dim0, dim1 = normalize_axis(dim0, x.ndim), normalize_axis(dim1, x.ndim)
     if x.ndim == 0:
         return x
     axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
@@ -81,14 +94,11 @@ def T(x) -> Tensor:
     return Permute(tuple(reversed(range(x.ndim))))(x)
 
 
-class BroadcastTo(Function):
+class BroadcastTo(_ToShape):
     """y = x repeated along new leading axes and along its size-1 axes to ``shape``.
 
     VJP: gx = sum_to(gy, x.shape): every copy of an entry sends its gradient back to it.
     """
-
-    def __init__(self, shape):
-        self.shape = tuple(shape)
 
     def forward(self, x):
         return backend.xp_of(x).broadcast_to(x, self.shape)
@@ -98,10 +108,7 @@ class BroadcastTo(Function):
 
 
 def broadcast_to(x, shape) -> Tensor:
-    shape = tuple(shape)
-    if x.shape == shape:
-        return x
-    return BroadcastTo(shape)(x)
+    return BroadcastTo.of(x, shape)
 
 
 def _sum_to_axes(shape, target):
@@ -116,15 +123,12 @@ def _sum_to_axes(shape, target):
     return tuple(range(lead)), kept
 
 
-class SumTo(Function):
+class SumTo(_ToShape):
     """y = x summed over the axes that broadcasting added or stretched, so y.shape = shape.
 
     This undoes broadcasting in the backward of every binary op.
     VJP: gx = broadcast_to(gy, x.shape).
     """
-
-    def __init__(self, shape):
-        self.shape = tuple(shape)
 
     def forward(self, x):
         leading, kept = _sum_to_axes(x.shape, self.shape)
@@ -136,10 +140,7 @@ class SumTo(Function):
 
 
 def sum_to(x, shape) -> Tensor:
-    shape = tuple(shape)
-    if x.shape == shape:
-        return x
-    return SumTo(shape)(x)
+    return SumTo.of(x, shape)
 
 
 def _index_to_arrays(index, xp):
@@ -232,7 +233,7 @@ def cat(tensors, dim: int = 0) -> Tensor:
     ndim = tensors[0].ndim
     if ndim == 0:
         raise ValueError("cat() cannot join 0-d tensors; use stack()")
-    axis = _normalize_axis(dim, ndim)
+    axis = normalize_axis(dim, ndim)
     for t in tensors[1:]:
         if (
             t.ndim != ndim
@@ -245,7 +246,7 @@ def cat(tensors, dim: int = 0) -> Tensor:
 
 def unsqueeze(x, dim: int) -> Tensor:
     """x with a new axis of length 1 at position ``dim``."""
-    dim = _normalize_axis(dim, x.ndim + 1)
+    dim = normalize_axis(dim, x.ndim + 1)
     return reshape(x, x.shape[:dim] + (1,) + x.shape[dim:])
 
 
@@ -257,7 +258,7 @@ def stack(tensors, dim: int = 0) -> Tensor:
     shapes = {t.shape for t in tensors}
     if len(shapes) > 1:
         raise ValueError(f"stack() needs tensors of one shape; got {', '.join(map(str, shapes))}")
-    dim = _normalize_axis(dim, tensors[0].ndim + 1)
+    dim = normalize_axis(dim, tensors[0].ndim + 1)
     return Concatenate(dim)(*(unsqueeze(t, dim) for t in tensors))
 
 
@@ -266,7 +267,7 @@ def squeeze(x, dim: int | None = None) -> Tensor:
     if dim is None:
         shape = tuple(n for n in x.shape if n != 1)
     else:
-        dim = _normalize_axis(dim, x.ndim)
+        dim = normalize_axis(dim, x.ndim)
         shape = x.shape[:dim] + x.shape[dim + 1 :] if x.ndim and x.shape[dim] == 1 else x.shape
     return reshape(x, shape)
 
@@ -275,7 +276,7 @@ def flatten(x, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """x with dimensions ``start_dim``..``end_dim`` merged into one."""
     if x.ndim == 0:
         return reshape(x, (1,))
-    start, end = _normalize_axis(start_dim, x.ndim), _normalize_axis(end_dim, x.ndim)
+    start, end = normalize_axis(start_dim, x.ndim), normalize_axis(end_dim, x.ndim)
     if start > end:
         raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} (shape {x.shape})")
     merged = 1

@@ -128,12 +128,36 @@ def conv_configs(
     return config
 
 
+@st.composite
+def pool_configs(draw, max_batch: int = 2, max_channels: int = 2, max_size: int = 6, dilation: bool = True):
+    """A valid 2-D pooling setting as a dict: kernel and stride (pairs), ``stride_argument`` (the
+    stride to pass; sometimes None, which means the kernel), padding (at most half the kernel),
+    dilation ((1, 1) unless ``dilation``), ceil_mode, and an input ``shape`` (N, C, H, W) with
+    at least one window along each axis."""
+    pair = lambda low, high: st.tuples(st.integers(low, high), st.integers(low, high))  # noqa: E731
+    config = {"kernel": draw(pair(1, 3)), "ceil_mode": draw(st.booleans())}
+    config["stride_argument"] = draw(st.none() | pair(1, 3))
+    config["stride"] = config["stride_argument"] or config["kernel"]
+    config["padding"] = tuple(draw(st.integers(0, k // 2)) for k in config["kernel"])
+    config["dilation"] = draw(pair(1, 2)) if dilation else (1, 1)
+    size = []
+    for k, s, p, d in zip(config["kernel"], config["stride"], config["padding"], config["dilation"]):
+        # The first window spans d (k - 1) + 1 from -p: it must end inside the padded input or,
+        # with ceil_mode, hang past its end by less than a stride (PyTorch's rule).
+        slack = s - 1 if config["ceil_mode"] else 0
+        smallest = max(1, d * (k - 1) + 1 - 2 * p - slack)
+        size.append(draw(st.integers(smallest, max(smallest, max_size))))
+    config["shape"] = (draw(st.integers(1, max_batch)), draw(st.integers(1, max_channels)), *size)
+    return config
+
+
 __all__ = [
     "DOMAINS",
     "arrays",
     "broadcastable_shapes",
     "conv_configs",
     "distinct_arrays",
+    "pool_configs",
     "reduction_dims",
     "shapes",
     "tensors",
