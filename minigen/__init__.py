@@ -12,7 +12,7 @@ arrays instead of mapping them afresh (``minigen.allocator``; opt out with
 ``MINIGEN_MALLOC=system``).
 """
 
-from minigen import allocator, data, functional, generative, nn, ops, optim  # allocator: first
+from minigen import allocator, data, export, functional, generative, nn, ops, optim  # allocator: first
 from minigen.autograd import Function, enable_grad, grad, is_grad_enabled, no_grad
 from minigen.backend import (
     bool_,
