@@ -73,6 +73,11 @@ class Function:
     Subclasses may save what backward needs on ``self``; ``self.inputs`` holds the input
     tensors, ``self.output()`` the (single) output, and ``self.needs_input_grad[i]`` tells
     whether input i wants a gradient, so backward can skip work and return None for it.
+
+    Backward must see the values forward saw. The node notes its inputs' versions (counts of
+    in-place writes, ``Tensor._version``) and the sweep compares them before calling backward;
+    outputs are made at version 0 and ``output()`` checks that they still are. A change in
+    between raises instead of giving wrong gradients.
     """
 
     inputs: tuple
@@ -82,26 +87,29 @@ class Function:
 
     def __call__(self, *operands):
         inputs = _as_tensors(operands)
-        reference = inputs[0].data
+        reference = inputs[0]._data
         for t in inputs[1:]:
-            if backend.device_of(t.data) != backend.device_of(reference):
+            if backend.device_of(t._data) != backend.device_of(reference):
                 raise backend.DeviceError(
                     f"{type(self).__name__}: expected all tensors on one device, "
-                    f"found {backend.device_of(reference)} and {backend.device_of(t.data)}"
+                    f"found {backend.device_of(reference)} and {backend.device_of(t._data)}"
                 )
         try:
-            ys = self.forward(*(t.data for t in inputs))
-        except ValueError as error:
+            ys = self.forward(*(t._data for t in inputs))
+        except ValueError as error:  # chained, so the traceback still shows the line that raised
             shapes = " and ".join(str(t.shape) for t in inputs)
-            raise ValueError(f"{type(self).__name__} got tensors of shapes {shapes}: {error}") from None
+            raise ValueError(f"{type(self).__name__} got tensors of shapes {shapes}: {error}") from error
         single = not isinstance(ys, tuple)
         xp = backend.xp_of(reference)
         # NumPy returns scalars, not 0-d arrays, from full reductions; Tensor.data is always an array.
-        outputs = tuple(Tensor(y if y.ndim else xp.asarray(y)) for y in ((ys,) if single else ys))
-        if _grad_enabled and any(t.requires_grad for t in inputs):
+        # List comprehensions, not generator expressions: this runs for every op, and they are faster.
+        outputs = tuple([Tensor(y if y.ndim else xp.asarray(y)) for y in ((ys,) if single else ys)])
+        needs = tuple([t.requires_grad for t in inputs]) if _grad_enabled else ()
+        if True in needs:
             self.inputs = inputs
-            self.needs_input_grad = tuple(t.requires_grad for t in inputs)
-            self.outputs = tuple(weakref.ref(y) for y in outputs)
+            self.input_versions = tuple([t._version for t in inputs])
+            self.needs_input_grad = needs
+            self.outputs = tuple([weakref.ref(y) for y in outputs])
             if not single:  # to give an output that is gone by backward a zero gradient
                 self.output_specs = tuple((y.shape, y.dtype) for y in outputs)
             for y in outputs:
@@ -111,7 +119,10 @@ class Function:
 
     def output(self, index: int = 0) -> Tensor:
         """The output tensor of this node (held weakly, alive whenever backward needs it)."""
-        return self.outputs[index]()
+        y = self.outputs[index]()
+        if y is not None and y._version:  # every output is made at version 0
+            raise _modified_error(self, f"output {index}", y, 0)
+        return y
 
     def forward(self, *arrays):
         raise NotImplementedError
@@ -139,6 +150,7 @@ def clear_grad(t: Tensor, set_to_none: bool = True) -> None:
         t.grad = None
     elif g.creator is None and g.data.base is None and getattr(g.data.flags, "writeable", True):
         g.data.fill(0)
+        g._bump_version()
     else:
         t.grad = Tensor(backend.xp_of(t.data).zeros_like(t.data))
 
@@ -153,9 +165,9 @@ def _as_tensors(operands) -> tuple:
     tensors = [o for o in operands if isinstance(o, Tensor)]
     if not tensors:
         raise TypeError("a Function needs at least one Tensor operand")
-    if len(tensors) == len(operands) and all(t.data.dtype == tensors[0].data.dtype for t in tensors):
+    if len(tensors) == len(operands) and all(t._data.dtype == tensors[0]._data.dtype for t in tensors):
         return operands
-    floats = [t.data.dtype for t in tensors if t.data.dtype.kind == "f"]
+    floats = [t._data.dtype for t in tensors if t._data.dtype.kind == "f"]
     if floats:
         dtype = max(floats, key=lambda d: d.itemsize)
     elif any(isinstance(o, float) or getattr(o, "dtype", backend.int64).kind == "f" for o in operands):
@@ -250,15 +262,38 @@ def _sweep(outputs, grad_outputs, targets, retain_graph, create_graph) -> dict:
                 continue
             if len(gys) > 1:
                 gys = [g if g is not None else _zero_gradient(node, i) for i, g in enumerate(gys)]
-            gxs = node.backward(*gys)
-            if not isinstance(gxs, tuple):
-                gxs = (gxs,)
+            gxs = _checked_backward(node, gys)
             for x, gx in zip(node.inputs, gxs):
                 if gx is not None and x.requires_grad:
                     accumulate(x, _as_dtype_of(x, gx))
             if not retain_graph:
                 node.release()
     return grads
+
+
+def _checked_backward(node: Function, gys) -> tuple:
+    """``node.backward(*gys)`` as a tuple, after checking that no input was written in place since forward."""
+    if node.input_versions != tuple([x._version for x in node.inputs]):
+        raise _changed_input_error(node)
+    gxs = node.backward(*gys)
+    return gxs if isinstance(gxs, tuple) else (gxs,)
+
+
+def _changed_input_error(node: Function) -> RuntimeError:
+    i = next(i for i, x in enumerate(node.inputs) if x._version != node.input_versions[i])
+    return _modified_error(node, f"input {i}", node.inputs[i], node.input_versions[i])
+
+
+def _modified_error(node: Function, which: str, t: Tensor, saved: int) -> RuntimeError:
+    """The error for a tensor that ``node`` saved at version ``saved`` and that has been written since."""
+    return RuntimeError(
+        f"{type(node).__name__}'s backward needs its {which} as forward saw it, but that tensor "
+        f"({type(t).__name__} of shape {t.shape}, {t.dtype}) was modified in place afterwards: it was "
+        f"saved at version {saved} and is now at version {t._version}. Gradients from the new values "
+        "would be silently wrong. Make in-place writes (optimizer.step(), assigning .data, nn.init "
+        "fills, load_state_dict) only after the last backward through this graph, or run the "
+        "forward pass again after them."
+    )
 
 
 def _zero_gradient(node: Function, index: int) -> Tensor:

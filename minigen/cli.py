@@ -1,21 +1,24 @@
 """The ``minigen`` command line.
 
-minigen train {vae,conv-vae,gan,dcgan} [options]   train a model, writing samples and a checkpoint
-minigen sample DIR                                  draw a grid of samples from a trained run
-minigen evaluate DIR                                Frechet distance, coverage; VAEs: test ELBO, IWAE NLL
-minigen gradcheck                                   check every primitive's gradients
+minigen train MODEL [options]   train a model (vae, conv-vae, gan, dcgan, cvae, cgan: the families
+                                registered in minigen.families), writing samples and a checkpoint
+minigen sample DIR              draw a grid of samples from a trained run
+minigen evaluate DIR            Frechet distance, coverage; VAEs: test ELBO, IWAE NLL
+minigen gradcheck               check every primitive's gradients
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
-from minigen import backend, data, training, viz
+from minigen import backend, data, families, training, viz
 from minigen.checks import CASES, run_case
 from minigen.generative import gan
 
@@ -58,14 +61,9 @@ def gradcheck_command(args) -> int:
 
 
 def train_command(args) -> int:
-    config = training.TrainConfig(
-        model=args.model, data=args.data, epochs=args.epochs, batch_size=args.batch_size,
-        latent_dim=args.latent_dim, beta=args.beta, lr=args.lr, loss=args.loss, gp_weight=args.gp_weight,
-        n_critic=args.n_critic, pack=args.pack, lr_milestones=args.lr_milestones, device=args.device,
-        seed=args.seed, limit=args.limit, out=args.out,
-    )  # fmt: skip
-    config = config.resolved()
-    _, records = training.fit(config, resume=args.resume, progress=not args.quiet)
+    settings = {f.name: getattr(args, f.name) for f in dataclasses.fields(training.TrainConfig)}
+    config = training.resolve(training.TrainConfig(**settings))
+    _, records = training.train(config, resume=args.resume, progress=not args.quiet)
     out = Path(config.out)
     written = sorted(p.name for p in out.iterdir() if p.is_file())
     print(f"trained {config.model} on {config.data} for {config.epochs} epochs")
@@ -78,13 +76,14 @@ def train_command(args) -> int:
 
 def sample_command(args) -> int:
     config, model, _ = training.load_run(args.run, args.device)
+    family = families.get(config.model)
     backend.manual_seed(args.seed)
-    samples = backend.to_host(model.sample(args.n).data)
+    samples, _ = family.sample(model, config, args.n)
     path = Path(args.output) if args.output else Path(args.run) / "samples-drawn.png"
-    if config.data == "ring":
+    if samples.ndim == 2:
         viz.ring_scatter([("samples", samples)], path, modes=data.RING_MODES)
     else:
-        viz.image_grid(samples, path)
+        viz.image_grid(samples, path, nrow=family.grid_columns(model, args.n))
     print(f"wrote {args.n} samples of {config.model} ({config.data}) to {path}")
     return 0
 
@@ -99,99 +98,125 @@ def evaluate_command(args) -> int:
     return 0
 
 
-def _positive(kind):
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (``minigen train: error: ...``) and exit 2,
+    without the usage block: the message names the flag and the value."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(kind, low=None, low_inclusive=False):
+    """An argparse type: a finite ``kind`` above ``low`` (at least ``low`` if inclusive)."""
+
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if low is not None and (value < low if low_inclusive else value <= low):
+            raise argparse.ArgumentTypeError(
+                f"must be {'at least' if low_inclusive else 'above'} {low}, got {text}"
+            )
         return value
 
-    parse.__name__ = f"positive {kind.__name__}"
+    parse.__name__ = kind.__name__
     return parse
 
 
+POSITIVE_INT, POSITIVE_FLOAT = _number(int, 0), _number(float, 0)
+NATURAL, NON_NEGATIVE = _number(int, 0, low_inclusive=True), _number(float, 0, low_inclusive=True)
+
+
 def _add_train(commands) -> None:
+    models = "; ".join(f"{name}: {family.summary}" for name, family in families.FAMILIES.items())
     train = commands.add_parser(
         "train",
-        help="train a VAE or GAN, writing samples, losses and a checkpoint",
+        help="train a generative model, writing samples, losses and a checkpoint",
         description="Train a model on a data set, showing a progress bar with the running losses. "
         "Writes OUT/config.json, metrics.jsonl, checkpoint.npz (every epoch), samples.png, "
-        "losses.png and, for VAEs, reconstructions.png.",
+        f"losses.png and the family's own pictures (VAEs: reconstructions.png). Models: {models}.",
     )
     train.add_argument("model", choices=training.MODELS, help="what to train")
-    train.add_argument(
-        "--data", default="digits", choices=data.KNOWN, help="data set (default: digits, offline)"
-    )
-    train.add_argument(
-        "--epochs", type=_positive(int), help="epochs (default: 60 digits, 10 MNIST, 768 ring)"
-    )
-    train.add_argument(
-        "--batch-size", type=_positive(int), default=128, help="examples per step (default: 128)"
-    )
-    train.add_argument(
-        "--latent-dim", type=_positive(int), help="latent size (default: 20 VAE, 100 GAN, 8 ring)"
-    )
-    train.add_argument("--beta", type=float, default=1.0, help="weight of the KL term, beta-VAE (default: 1)")
-    train.add_argument(
+    _add_run_options(train)
+    _add_family_options(train)
+    train.set_defaults(handler=train_command)
+
+
+def _add_run_options(train) -> None:
+    add = train.add_argument
+    add("--data", default="digits", choices=data.KNOWN, help="data set (default: digits, offline)")
+    add("--epochs", type=POSITIVE_INT, help="epochs (default: 60 digits, 10 MNIST, 768 ring)")
+    add("--batch-size", type=POSITIVE_INT, default=128, help="examples per step (default: 128)")
+    add("--latent-dim", type=POSITIVE_INT, help="latent size (default: 20 VAE, 100 GAN, 8 ring)")
+    add(
         "--lr",
-        type=_positive(float),
+        type=POSITIVE_FLOAT,
         help="Adam learning rate (default: 1e-3 VAE and ring GAN, 2e-4 image GAN)",
     )
-    train.add_argument("--loss", default="non-saturating", choices=gan.LOSSES, help="GAN objective")
-    train.add_argument(
-        "--gp-weight", type=float, help="gradient-penalty weight (default: 10 for wasserstein)"
-    )
-    train.add_argument("--n-critic", type=_positive(int), help="critic steps per generator step")
-    train.add_argument(
-        "--pack", type=_positive(int), help="PacGAN: D judges packs of N samples (default: 4 on ring)"
-    )
-    train.add_argument(
-        "--lr-milestones", type=_positive(int), nargs="+", metavar="EPOCH",
+    add(
+        "--lr-milestones", type=POSITIVE_INT, nargs="+", metavar="EPOCH",
         help="divide the learning rate by 10 at these epochs (ring default: at 1/2 and 4/5 of the run)",
     )  # fmt: skip
-    train.add_argument("--limit", type=_positive(int), help="train on the first N examples only")
-    train.add_argument(
-        "--device", choices=backend.DEVICES, help="cpu or cuda (default: MINIGEN_DEVICE or cpu)"
+    add("--limit", type=POSITIVE_INT, help="train on the first N examples only")
+    add("--device", choices=backend.DEVICES, help="cpu or cuda (default: MINIGEN_DEVICE or cpu)")
+    add("--seed", type=NATURAL, default=0, help="random seed (default: 0)")
+    add("--out", help="output directory (default: runs/MODEL-DATA)")
+    add("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    add("--quiet", action="store_true", help="no progress bar")
+
+
+def _add_family_options(train) -> None:
+    """The options that only some families read (``families.base.OPTIONS``)."""
+    add = train.add_argument_group(
+        "family options (an error for a family that does not read them)"
+    ).add_argument
+    add("--beta", type=NON_NEGATIVE, help="VAEs: weight of the KL term, beta-VAE (default: 1)")
+    add("--loss", choices=gan.LOSSES, help="GANs: the objective (default: non-saturating)")
+    add("--gp-weight", type=NON_NEGATIVE, help="GANs: gradient-penalty weight (default: 10 for wasserstein)")
+    add(
+        "--r1-weight", type=NON_NEGATIVE,
+        help="GANs: gamma of the R1 penalty (gamma/2) E||grad D(x_real)||^2 (default: 0, off)",
+    )  # fmt: skip
+    add(
+        "--n-critic", type=POSITIVE_INT, help="GANs: critic steps per generator step (default: 5 wasserstein)"
     )
-    train.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    train.add_argument("--out", help="output directory (default: runs/MODEL-DATA)")
-    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
-    train.add_argument("--quiet", action="store_true", help="no progress bar")
-    train.set_defaults(handler=train_command)
+    add("--pack", type=POSITIVE_INT, help="gan: PacGAN, D judges packs of N samples (default: 4 on ring)")
 
 
 def _add_sample_and_evaluate(commands) -> None:
     sample = commands.add_parser(
-        "sample", help="draw samples from a trained run", description="Draw samples from a run's checkpoint."
-    )
+        "sample", help="draw samples from a trained run", description="Draw samples from a run's checkpoint "
+        "(for a conditional model, one row per class)."
+    )  # fmt: skip
     sample.add_argument("run", help="the run directory (the --out of minigen train)")
-    sample.add_argument("--n", type=_positive(int), default=64, help="how many samples (default: 64)")
+    sample.add_argument("--n", type=POSITIVE_INT, default=64, help="how many samples (default: 64)")
     sample.add_argument("--output", help="PNG path (default: RUN/samples-drawn.png)")
-    sample.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    sample.add_argument("--seed", type=NATURAL, default=0, help="random seed (default: 0)")
     sample.add_argument("--device", choices=backend.DEVICES, help="cpu or cuda")
     sample.set_defaults(handler=sample_command)
     evaluate = commands.add_parser(
         "evaluate",
         help="measure a trained run on the test set",
         description="Samples of any image model: Frechet distance and class coverage in the features "
-        "of a classifier trained once on the same data set (cached in the data directory); on the "
+        "of a classifier trained once on the same data set (cached in the data directory); for a "
+        "conditional model, the share of samples the classifier puts in the asked-for class; on the "
         "ring, mode coverage. VAEs also: test negative ELBO and IWAE negative log-likelihood, in "
         "nats per image. Seeded from the run's seed, so the numbers repeat.",
     )
     evaluate.add_argument("run", help="the run directory (the --out of minigen train)")
-    evaluate.add_argument("--k", type=_positive(int), default=1000, help="importance samples for IWAE")
-    evaluate.add_argument("--limit", type=_positive(int), help="use the first N test examples only")
+    evaluate.add_argument("--k", type=POSITIVE_INT, default=1000, help="importance samples for IWAE")
+    evaluate.add_argument("--limit", type=POSITIVE_INT, help="use the first N test examples only")
     evaluate.add_argument("--device", choices=backend.DEVICES, help="cpu or cuda")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(handler=evaluate_command)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="minigen", description="minigen: generative models from scratch")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = _Parser(prog="minigen", description="minigen: generative models from scratch")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     _add_train(commands)
     _add_sample_and_evaluate(commands)
     check = commands.add_parser(
@@ -201,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
         "differences in float64, on random inputs, and print a table.",
     )
     check.add_argument("--device", default="cpu", choices=backend.DEVICES, help="where to run (default: cpu)")
-    check.add_argument("--seed", type=int, default=0, help="seed for the random inputs (default: 0)")
+    check.add_argument("--seed", type=NATURAL, default=0, help="seed for the random inputs (default: 0)")
     check.add_argument(
         "--only", nargs="+", metavar="NAME", help="run only the checks whose name contains NAME"
     )

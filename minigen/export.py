@@ -1,7 +1,7 @@
 """Weights in and out of minigen: PyTorch state dicts, and safetensors files without pickle.
 
-minigen keeps PyTorch's layouts and dotted state-dict keys (DESIGN.md, "Layers, layouts,
-state"), so moving a model is a copy of each array: ``to_torch`` gives a state dict that a
+minigen keeps PyTorch's layouts and dotted state-dict keys (docs/architecture.md, "nn,
+optim and io"), so moving a model is a copy of each array: ``to_torch`` gives a state dict that a
 PyTorch model of the same architecture loads, ``from_torch`` the reverse. PyTorch is imported
 only inside those two functions; it is never a dependency of minigen.
 
@@ -165,21 +165,7 @@ def save_safetensors(state_dict_or_module, path, metadata=None) -> None:
     or ``safetensors.torch.load_file``.
     """
     arrays = _arrays(state_dict_or_module, "save_safetensors")
-    if metadata is not None and (
-        not isinstance(metadata, Mapping)
-        or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
-    ):
-        raise TypeError(f"save_safetensors: metadata must be a dict of str -> str, got {metadata!r}")
-    if METADATA_KEY in arrays:
-        raise ValueError(
-            f"save_safetensors: {METADATA_KEY!r} is reserved for the metadata; rename that tensor"
-        )
-    for key, array in arrays.items():
-        if array.dtype.name not in _SAFETENSORS_NAME:
-            raise TypeError(
-                f"save_safetensors: {key!r} has dtype {array.dtype}; safetensors files hold "
-                f"{', '.join(SAFETENSORS_DTYPES)}"
-            )
+    _check_savable(arrays, metadata)
     # Every copy is made before the file is opened; little-endian whatever the machine.
     hosts = {
         key: _host_copy(array).astype(SAFETENSORS_DTYPES[_SAFETENSORS_NAME[array.dtype.name]], copy=False)
@@ -204,6 +190,26 @@ def save_safetensors(state_dict_or_module, path, metadata=None) -> None:
         file.write(text)
         for key in layout:
             file.write(hosts[key].tobytes())
+
+
+def _check_savable(arrays: dict, metadata) -> None:
+    """Refuse metadata that is not str -> str, a tensor named like the metadata, and dtypes the
+    format has no name for, before anything is copied or written."""
+    if metadata is not None and (
+        not isinstance(metadata, Mapping)
+        or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
+    ):
+        raise TypeError(f"save_safetensors: metadata must be a dict of str -> str, got {metadata!r}")
+    if METADATA_KEY in arrays:
+        raise ValueError(
+            f"save_safetensors: {METADATA_KEY!r} is reserved for the metadata; rename that tensor"
+        )
+    for key, array in arrays.items():
+        if array.dtype.name not in _SAFETENSORS_NAME:
+            raise TypeError(
+                f"save_safetensors: {key!r} has dtype {array.dtype}; safetensors files hold "
+                f"{', '.join(SAFETENSORS_DTYPES)}"
+            )
 
 
 def _refuse_duplicates(pairs):

@@ -8,7 +8,6 @@ are computed on the host in float64 with NumPy.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 import os
@@ -19,7 +18,6 @@ from tqdm import tqdm
 
 from minigen import backend, data, nn
 from minigen import functional as F
-from minigen.autograd import no_grad
 from minigen.creation import tensor
 from minigen.data import RING_MODES, RING_STD
 from minigen.data.sources import DEFAULT_ROOT, data_root
@@ -67,42 +65,39 @@ def _placement(model: nn.Module) -> tuple:
     return weight.device, weight.dtype
 
 
-@contextlib.contextmanager
-def _evaluating(model: nn.Module):
-    """Eval mode and no graph inside; the model's previous train/eval mode restored on the way out."""
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            yield
-    finally:
-        model.train(was_training)
-
-
-def _batches(model: nn.Module, array: numpy.ndarray, batch_size: int):
-    """``array`` in slices of ``batch_size``, as tensors on the model's device in its dtype."""
+def _batches(model: nn.Module, array: numpy.ndarray, batch_size: int, labels=None):
+    """``array`` in slices of ``batch_size``, as tensors on the model's device in its dtype;
+    with ``labels``, pairs (slice, its labels as an integer tensor)."""
     device, dtype = _placement(model)
     for start in range(0, len(array), batch_size):
-        yield tensor(array[start : start + batch_size], dtype=dtype, device=device)
+        x = tensor(array[start : start + batch_size], dtype=dtype, device=device)
+        yield x if labels is None else (x, tensor(labels[start : start + batch_size], device=device))
 
 
-def _mean_per_example(model, inputs, batch_size: int, per_example) -> float:
-    """The mean over all examples of ``per_example(x)`` (a (n,) Tensor per batch x), in float64."""
+def _mean_per_example(model, inputs, batch_size: int, per_example, labels=None) -> float:
+    """The mean over all examples of ``per_example(m, x)`` (a (n,) Tensor per batch x), in
+    float64, with m the model, or for ``labels`` the conditional model bound to each batch's
+    labels (``model.given``)."""
     batch_size = _positive_int(batch_size, "batch_size")
     array = _host(inputs, "inputs", dtype=None)  # each batch is cast to the model's dtype
     if array.ndim == 0 or len(array) == 0:
         raise ValueError(f"inputs must be a non-empty batch (N, ...); got shape {array.shape}")
+    if labels is not None:
+        labels = numpy.asarray(labels)
+        if labels.shape != (len(array),):
+            raise ValueError(f"labels must have shape ({len(array)},), one per input; got {labels.shape}")
     total = 0.0
-    with _evaluating(model):
-        for x in _batches(model, array, batch_size):
-            total += float(backend.to_host(per_example(x).data).astype(numpy.float64).sum())
+    with model.eval_mode():
+        for batch in _batches(model, array, batch_size, labels):
+            bound, x = (model, batch) if labels is None else (model.given(batch[1]), batch[0])
+            total += float(backend.to_host(per_example(bound, x).data).astype(numpy.float64).sum())
     return total / len(array)
 
 
 # --- VAEs --------------------------------------------------------------------------------------
 
 
-def negative_elbo(model, inputs, batch_size=500) -> float:
+def negative_elbo(model, inputs, batch_size=500, labels=None) -> float:
     """The mean negative ELBO over ``inputs``, in nats per example (lower is better):
 
     -ELBO(x) = -log p(x|z) + KL(q(z|x) || N(0, I)),  z = mu + sigma * eps drawn by model(x),
@@ -111,22 +106,24 @@ def negative_elbo(model, inputs, batch_size=500) -> float:
     the image VAEs, i.e. ``vae.elbo``) and the closed-form Gaussian KL. The reconstruction
     term is a one-sample Monte Carlo estimate, so the value depends on minigen's random state.
     ``inputs``: (N, ...) array or Tensor, or a Dataset (its inputs), sent to the model's
-    device in ``batch_size`` slices; the model runs in eval mode under no_grad.
+    device in ``batch_size`` slices; the model runs in eval mode under no_grad. ``labels``
+    (N,): a conditional model's classes, bound to each batch with ``model.given``.
     """
 
-    def per_example(x):
-        out, mu, logvar = model(x)
-        return vae.gaussian_kl(mu, logvar) - model.log_likelihood(x, out)
+    def per_example(bound, x):
+        out, mu, logvar = bound(x)
+        return vae.gaussian_kl(mu, logvar) - bound.log_likelihood(x, out)
 
-    return _mean_per_example(model, inputs, batch_size, per_example)
+    return _mean_per_example(model, inputs, batch_size, per_example, labels)
 
 
-def iwae_nll(model, inputs, k=1000, batch_size=100) -> float:
+def iwae_nll(model, inputs, k=1000, batch_size=100, labels=None) -> float:
     """The mean of -L_k over ``inputs`` (nats per example): an estimate of the negative
     log-likelihood -log p(x) from above, tighter as k grows (``vae.iwae_bound``, Burda et al.
-    2015; k = 5000 in their tables, k = 1 gives the negative ELBO in expectation)."""
+    2015; k = 5000 in their tables, k = 1 gives the negative ELBO in expectation). ``labels``
+    as for ``negative_elbo``: then it estimates -log p(x|y)."""
     k = _positive_int(k, "k")
-    return _mean_per_example(model, inputs, batch_size, lambda x: -vae.iwae_bound(model, x, k))
+    return _mean_per_example(model, inputs, batch_size, lambda bound, x: -vae.iwae_bound(bound, x, k), labels)
 
 
 # --- Frechet distance ------------------------------------------------------------------------
@@ -247,7 +244,7 @@ def _initialize(model: nn.Module, rng: numpy.random.Generator) -> None:
 def _classify(classifier: FeatureClassifier, images: numpy.ndarray, batch_size: int = 500) -> tuple:
     """(features (N, feature_dim) float64, predicted classes (N,)) of host images."""
     features, predictions = [], []
-    with _evaluating(classifier):
+    with classifier.eval_mode():
         for x in _batches(classifier, images, batch_size):
             f = classifier.features(x)
             features.append(backend.to_host(f.data).astype(numpy.float64))
@@ -292,20 +289,18 @@ def train_classifier(
         )
     epochs, batch_size = _positive_int(epochs, "epochs"), _positive_int(batch_size, "batch_size")
     if train_size is not None:
-        size = _positive_int(train_size, "train_size")
-        train_set = data.Dataset(
-            train_set.inputs[:size],
-            train_set.labels[:size],
-            train_set.name,
-            train_set.split,
-            train_set.num_classes,
-        )
+        train_set = train_set.first(_positive_int(train_size, "train_size"))
     model = FeatureClassifier(train_set.example_shape, train_set.num_classes, feature_dim)
     if device is not None:
         model.to(device)
     _initialize(model, numpy.random.default_rng(seed))
-    optimizer = Adam(model.parameters(), lr=lr)
     loader = data.DataLoader(train_set, batch_size, shuffle=True, seed=seed, device=_placement(model)[0])
+    _fit_classifier(model, loader, Adam(model.parameters(), lr=lr), epochs, progress)
+    return model, classifier_accuracy(model, test_set)
+
+
+def _fit_classifier(model, loader, optimizer, epochs: int, progress: bool) -> None:
+    """``epochs`` passes of cross-entropy steps; the model is left in eval mode."""
     model.train()
     with tqdm(total=epochs * len(loader), desc="feature classifier", disable=not progress) as bar:
         for _ in range(epochs):
@@ -318,13 +313,22 @@ def train_classifier(
                 if progress:  # item() waits for the device; only pay for it when someone watches
                     bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     model.eval()
-    return model, classifier_accuracy(model, test_set)
 
 
 def classifier_accuracy(classifier: FeatureClassifier, dataset) -> float:
     """The share of ``dataset``'s images that ``classifier`` labels correctly."""
-    _, predictions = _classify(classifier, _host(dataset.inputs, "dataset.inputs", dtype=None))
-    return float((predictions == dataset.labels).mean())
+    return class_agreement(classifier, dataset.inputs, dataset.labels)
+
+
+def class_agreement(classifier: FeatureClassifier, images, labels) -> float:
+    """The share of ``images`` (N, C, H, W) that ``classifier`` puts in the class ``labels``
+    (N,) names: its accuracy on a labelled set, or on samples drawn for given classes how often
+    a conditional model made what it was asked for."""
+    _, predictions = _classify(classifier, _host(images, "images", dtype=None))
+    labels = numpy.asarray(labels)
+    if labels.shape != predictions.shape:
+        raise ValueError(f"labels must have shape {predictions.shape}, one per image; got {labels.shape}")
+    return float((predictions == labels).mean())
 
 
 def _writable(folder) -> bool:
@@ -388,15 +392,14 @@ def load_or_train_classifier(
                 f"the cached classifier {path} cannot be used ({error}); training a new one", stacklevel=2
             )
     model, accuracy = train_classifier(
-        data.load(name, "train", root),
-        data.load(name, "test", root),
-        epochs,
-        seed,
-        feature_dim=feature_dim,
-        train_size=train_size,
-        device=device,
-        progress=progress,
-    )
+        data.load(name, "train", root), data.load(name, "test", root), epochs, seed,
+        feature_dim=feature_dim, train_size=train_size, device=device, progress=progress,
+    )  # fmt: skip
+    _cache_classifier(path, config, model, accuracy)
+    return model, accuracy
+
+
+def _cache_classifier(path, config: dict, model: FeatureClassifier, accuracy: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     saved = {
         "config": config,
@@ -406,7 +409,6 @@ def load_or_train_classifier(
         "state_dict": model.state_dict(),
     }
     save(saved, path)
-    return model, accuracy
 
 
 # --- GANs --------------------------------------------------------------------------------------

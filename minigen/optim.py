@@ -2,7 +2,9 @@
 
 An optimiser holds parameter groups (each a dict of options with its ``params``) and
 per-parameter state. ``step()`` updates every parameter that has a ``.grad`` in place, on its
-raw array: ``p.data`` stays the same array object, keeps its dtype, and no graph is recorded.
+raw array: ``p.data`` stays the same array object, keeps its dtype, and no graph is recorded;
+each update counts as an in-place write (``p._version`` goes up by one), so a retained graph
+that saved ``p`` refuses a later backward instead of giving gradients of the old values.
 The formulas are those of the algorithm boxes in PyTorch's ``torch.optim`` documentation.
 """
 
@@ -108,6 +110,7 @@ class Optimizer:
                     f"shape {p.grad.shape} on {p.grad.device}"
                 )
             self._update(p.data, grad, self.state.setdefault(p, {}), self.param_groups[g])
+            p._bump_version()
         return loss
 
     def _check_options(self, options: dict) -> None:

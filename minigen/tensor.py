@@ -7,6 +7,8 @@ and shape methods are primitives; ``minigen.ops`` installs them on the class (se
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from minigen import backend
 
 
@@ -17,36 +19,55 @@ class Tensor:
     shape, to update a parameter in place. ``grad`` is a Tensor or None. ``creator`` is the
     Function node that produced this tensor (None for leaves and for tensors made without
     grad tracking).
+
+    ``_version`` counts the in-place writes to ``data``: each assignment to ``data`` and each
+    ``_bump_version()`` (optimiser steps, nn.init fills, load_state_dict) adds one. A graph
+    node remembers the versions of what it saved, and backward refuses to use a tensor whose
+    version has moved (chapter 03, "Saved values and in-place changes").
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "creator", "retains_grad", "__weakref__")
+    __slots__ = ("_data", "_version", "grad", "requires_grad", "creator", "retains_grad", "__weakref__")
     # Make NumPy scalars and arrays defer to our reflected operators (np.float64(2) * t).
     __array_ufunc__ = None
     __array_priority__ = 1000
 
     def __init__(self, data, requires_grad: bool = False):
-        self.data = data
+        self._data = data
+        self._version = 0
         self.grad = None
         self.requires_grad = requires_grad
         self.creator = None
         self.retains_grad = False
 
+    def _set_data(self, array) -> None:
+        self._data = array
+        self._version += 1
+
+    # A C getter (attrgetter), not a Python function: .data is read several times by every op.
+    data = property(attrgetter("_data"), _set_data, doc="The raw backend array; assigning it is a write.")
+
+    def _bump_version(self) -> None:
+        """Record a write into ``data``'s array made without assigning ``data``, such as
+        ``xp.clip(p.data, lo, hi, out=p.data)``: a graph that saved this tensor then refuses
+        to backward through the changed values."""
+        self._version += 1
+
     # --- what it is -------------------------------------------------------------------
     @property
     def shape(self) -> tuple:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def device(self) -> str:
-        return backend.device_of(self.data)
+        return backend.device_of(self._data)
 
     @property
     def is_leaf(self) -> bool:
@@ -54,37 +75,37 @@ class Tensor:
 
     def size(self, dim: int | None = None):
         """The shape (as PyTorch's ``size()``), or the length of dimension ``dim``."""
-        return self.data.shape if dim is None else self.data.shape[dim]
+        return self._data.shape if dim is None else self._data.shape[dim]
 
     def numel(self) -> int:
-        return self.data.size
+        return self._data.size
 
     def dim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     def __len__(self) -> int:
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self._data.shape[0]
 
     # --- values out -------------------------------------------------------------------
     def item(self):
         """The value of a one-element tensor as a Python number (a host copy on cuda)."""
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"item() needs a tensor with one element; this one has shape {self.shape}")
-        return self.data.reshape(()).item()
+        return self._data.reshape(()).item()
 
     def numpy(self):
         """The values as a NumPy array (copied to the host when on cuda; shared on cpu)."""
         if self.requires_grad:
             raise RuntimeError("numpy() on a tensor that requires grad: call .detach().numpy()")
-        return backend.to_host(self.data)
+        return backend.to_host(self._data)
 
     def tolist(self):
-        return backend.to_host(self.data).tolist()
+        return backend.to_host(self._data).tolist()
 
     def __bool__(self) -> bool:
-        return bool(self.data)
+        return bool(self._data)
 
     def __float__(self) -> float:
         return float(self.item())
@@ -95,10 +116,10 @@ class Tensor:
     # --- graph ------------------------------------------------------------------------
     def detach(self) -> Tensor:
         """The same values (shared memory) cut from the graph."""
-        return Tensor(self.data)
+        return Tensor(self._data)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        if requires_grad and self.data.dtype.kind != "f":
+        if requires_grad and self._data.dtype.kind != "f":
             raise TypeError(f"only floating-point tensors can require gradients, not {self.dtype}")
         if not requires_grad and self.creator is not None:
             raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use detach()")
@@ -123,7 +144,7 @@ class Tensor:
     def __repr__(self) -> str:
         # NumPy names every dtype but float64 and int64; PyTorch names every dtype but its
         # defaults, float32 and int64. Show what PyTorch would.
-        body = repr(backend.to_host(self.data)).replace("array(", "tensor(", 1)[:-1]
+        body = repr(backend.to_host(self._data)).replace("array(", "tensor(", 1)[:-1]
         body = body.replace("\n" + " " * len("array("), "\n" + " " * len("tensor("))
         body = body.replace(", dtype=float32", "")
         extras = ["dtype=float64"] if self.dtype == backend.float64 else []

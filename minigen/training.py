@@ -1,15 +1,17 @@
-"""Training loops for the VAE and GAN models: progress, checkpoints, metrics and samples.
+"""Training any model family: progress, checkpoints, metrics and samples.
 
 ``fit(config)`` trains one run and writes, in ``config.out``:
 
 - ``config.json``: the settings of the run;
 - ``checkpoint.npz``: model, optimiser(s), the epoch, the data loader's position and the
   random seed, rewritten atomically after every epoch, so ``resume=True`` continues the run;
-- ``metrics.jsonl``: one JSON line per epoch (running training losses, test loss, seconds);
-- ``samples.png`` (and ``epochs/samples-NNN.png`` per epoch), ``losses.png``, and
-  ``reconstructions.png`` for VAEs or ``ring.png`` (samples over training) for the ring;
-- at the end, for VAEs, ``interpolation.png`` (straight lines between the latent codes of
-  test images) and, for a 2-D latent, ``manifold.png``.
+- ``metrics.jsonl``: one JSON line per epoch (running training losses, test numbers, seconds);
+- ``samples.png`` (and ``epochs/samples-NNN.png`` every few epochs; one row per class for a
+  conditional family), ``losses.png``, or ``ring.png`` (samples over training) for 2-D points;
+- the family's own pictures (``reconstructions.png``, ``interpolation.png`` for VAEs).
+
+What is particular to a kind of model lives in its family (``minigen.families``): its
+settings, model, optimisers, step, pictures and evaluation. This loop only calls them.
 
 Reproducibility: the model is built right after ``manual_seed(seed)``, and every epoch starts
 by reseeding every generator from (seed, epoch). An epoch therefore depends only on the
@@ -20,9 +22,7 @@ an uninterrupted run. (CuPy's generator states cannot be saved, which rules out 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import itertools
 import json
 import math
 import os
@@ -33,37 +33,49 @@ from typing import NamedTuple
 
 from tqdm import tqdm
 
-from minigen import backend, data, metrics, viz
+from minigen import backend, data, families, viz
 from minigen.autograd import no_grad
-from minigen.creation import randn, tensor
-from minigen.generative import gan, vae
+from minigen.families.base import OPTIONS
 from minigen.io import atomic_write, load, save
-from minigen.optim import Adam, MultiStepLR
+from minigen.optim import MultiStepLR
 
-MODELS = ("vae", "conv-vae", "gan", "dcgan")
-NOT_LOSSES = ("epoch", "step", "seconds")
-RING_SNAPSHOTS = 8  # metrics.jsonl fields that losses.png leaves out
-VAE_MODELS = ("vae", "conv-vae")
-
-# Epochs when none are asked for: the offline digits (1,437 images) need many short epochs.
-DEFAULT_EPOCHS = {"digits": 60, "mnist": 10, "fashion-mnist": 10, "ring": 768}
-RING_HIDDEN = (128, 128, 128)  # the ring's MLP GAN: three hidden layers in G and in D
+MODELS = tuple(families.FAMILIES)
+NOT_LOSSES = ("epoch", "step", "seconds")  # metrics.jsonl fields that losses.png leaves out
 FAST_EPOCHS = 2  # MINIGEN_FAST=1: notebooks and CI only check that everything runs
+RING_SNAPSHOTS = 8  # ring.png: this many snapshots spread over the run
+POINTS_PICTURED, IMAGES_PICTURED = 512, 64  # the fixed latent points drawn every epoch
+SAMPLE_GRIDS = 12  # at most about this many per-epoch sample grids in epochs/ (and always the last)
+
+# What each data set asks of a run that does not say (explicit settings win, then these, then
+# the family's defaults). The offline digits (1,437 images) need many short epochs. On the
+# ring, PacGAN's packs of 4, Adam 1e-3, 8-d noise and tenfold learning-rate cuts at 1/2 and 4/5
+# of the run are what found all eight modes, sharply, in our trials (see the README).
+DATA_DEFAULTS = {
+    "digits": {"epochs": 60},
+    "mnist": {"epochs": 10},
+    "fashion-mnist": {"epochs": 10},
+    "ring": {"epochs": 768, "pack": 4, "lr": 1e-3, "latent_dim": 8, "lr_cuts": (1 / 2, 4 / 5)},
+}
+# Settings that may change between a run and its resumption; any other change is an error.
+RESUMABLE_CHANGES = ("epochs", "device", "out")
 
 
 @dataclasses.dataclass
 class TrainConfig:
-    """The settings of one run (``minigen train`` options have the same names)."""
+    """The settings of one run (``minigen train`` options have the same names). None means
+    "the default": the data set's, else the family's. The family options (``OPTIONS``: beta;
+    loss, gp_weight, r1_weight, n_critic, pack) stay None for families that do not read them."""
 
     model: str = "vae"
     data: str = "digits"
     epochs: int | None = None
     batch_size: int = 128
     latent_dim: int | None = None
-    beta: float = 1.0
+    beta: float | None = None
     lr: float | None = None
-    loss: str = "non-saturating"
+    loss: str | None = None
     gp_weight: float | None = None
+    r1_weight: float | None = None
     n_critic: int | None = None
     pack: int | None = None
     lr_milestones: list | None = None
@@ -73,104 +85,82 @@ class TrainConfig:
     out: str | None = None
 
     def resolved(self) -> TrainConfig:
-        """A copy with every default filled in and every value checked (clear errors)."""
-        if self.model not in MODELS:
-            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
-        if self.data not in data.KNOWN:
-            raise ValueError(f"unknown data set {self.data!r}; the known ones are {', '.join(data.KNOWN)}")
-        if self.data == "ring" and self.model != "gan":
-            raise ValueError(f"the ring data set is 2-D points: train 'gan' on it, not {self.model!r}")
-        if self.loss not in gan.LOSSES:
-            raise ValueError(f"unknown GAN loss {self.loss!r}; choose one of {', '.join(gan.LOSSES)}")
-        fast = os.environ.get("MINIGEN_FAST") == "1"
-        wasserstein, ring = self.loss == "wasserstein", self.data == "ring"
-        epochs = self.epochs if self.epochs is not None else DEFAULT_EPOCHS[self.data]
-        filled = dataclasses.replace(
-            self,
-            epochs=min(epochs, FAST_EPOCHS) if fast and self.epochs is None else epochs,
-            latent_dim=self.latent_dim
-            if self.latent_dim is not None
-            else _default_latent_dim(self.model, self.data),
-            # Radford et al.'s 2e-4 for image GANs; the ring's small MLPs learn at 1e-3.
-            lr=self.lr if self.lr is not None else (1e-3 if self.model in VAE_MODELS or ring else 2e-4),
-            # Wasserstein critics train with a gradient penalty (Gulrajani et al.: weight 10, and
-            # 5 critic steps per generator step); the other losses alternate one step each.
-            gp_weight=self.gp_weight if self.gp_weight is not None else (10.0 if wasserstein else 0.0),
-            n_critic=self.n_critic if self.n_critic is not None else (5 if wasserstein else 1),
-            # On the ring, PacGAN's packing and tenfold learning-rate cuts at 1/2 and 4/5 of the
-            # run are what found all eight modes, sharply, in our trials (see the README).
-            pack=self.pack if self.pack is not None else (4 if ring else 1),
-            device=backend.normalize_device(self.device or backend.default_device()),
-            out=self.out or os.path.join("runs", f"{self.model}-{self.data}"),
+        """A copy with every default filled in and every value checked (``resolve``)."""
+        return resolve(self)
+
+
+def resolve(config: TrainConfig) -> TrainConfig:
+    """``config`` with every default filled in (explicit settings, then the data set's
+    ``DATA_DEFAULTS``, then the family's) and every value checked: a ValueError names the
+    setting and its value. Resolving a resolved config changes nothing."""
+    family = families.get(config.model)
+    if config.data not in data.KNOWN:
+        raise ValueError(f"unknown data set {config.data!r}; the known ones are {', '.join(data.KNOWN)}")
+    settings = dataclasses.asdict(config)
+    foreign = [name for name in OPTIONS if name not in family.options and settings[name] is not None]
+    if foreign:
+        raise ValueError(
+            f"{', '.join(n.replace('_', '-') for n in foreign)} does not apply to {family.name!r} "
+            f"({family.name} reads {', '.join(family.options) or 'no family options'})"
         )
-        milestones = self.lr_milestones
-        if milestones is None:
-            cuts = (filled.epochs // 2, filled.epochs * 4 // 5)
-            milestones = sorted({m for m in cuts if m >= 1}) if ring else []
-        filled = dataclasses.replace(filled, lr_milestones=sorted(int(m) for m in milestones))
-        if any(m < 1 for m in filled.lr_milestones):
-            raise ValueError(f"lr-milestones must be positive epochs, got {filled.lr_milestones}")
-        if filled.pack != 1 and filled.model != "gan":
-            raise ValueError(f"pack applies to the MLP GAN ('gan'), not {filled.model!r}")
-        for name in ("epochs", "batch_size", "latent_dim", "n_critic", "pack"):
-            if getattr(filled, name) < 1:
-                raise ValueError(f"{name.replace('_', '-')} must be at least 1, got {getattr(filled, name)}")
-        if filled.batch_size % filled.pack:
-            raise ValueError(f"batch-size {filled.batch_size} must be a multiple of pack {filled.pack}")
-        if filled.limit is not None and filled.limit < 1:
-            raise ValueError(f"limit must be at least 1, got {filled.limit}")
-        if not filled.lr > 0 or filled.beta < 0 or filled.gp_weight < 0:
-            raise ValueError(
-                f"lr must be positive and beta and gp-weight non-negative; got lr={filled.lr}, "
-                f"beta={filled.beta}, gp-weight={filled.gp_weight}"
-            )
-        return filled
+    _fill_data_defaults(settings, family)
+    family.fill(settings)
+    _fill_run_defaults(settings)
+    _check_common(settings)
+    family.check(settings, data.EXAMPLE_SHAPES[config.data])
+    return TrainConfig(**settings)
 
 
-def _default_latent_dim(model: str, data_name: str) -> int:
-    if model in VAE_MODELS:
-        return 20
-    return 8 if data_name == "ring" else 100
+def _fill_data_defaults(settings: dict, family) -> None:
+    defaults = DATA_DEFAULTS[settings["data"]]
+    fast = os.environ.get("MINIGEN_FAST") == "1"
+    if settings["epochs"] is None:
+        settings["epochs"] = min(defaults["epochs"], FAST_EPOCHS) if fast else defaults["epochs"]
+    for name in ("lr", "latent_dim", *family.options):
+        if settings[name] is None and name in defaults:
+            settings[name] = defaults[name]
+    if settings["lr_milestones"] is None:
+        cuts = {int(settings["epochs"] * share) for share in defaults.get("lr_cuts", ())}
+        settings["lr_milestones"] = sorted(m for m in cuts if m >= 1)
 
 
-# --- models ----------------------------------------------------------------------------------
+def _fill_run_defaults(settings: dict) -> None:
+    settings["lr_milestones"] = sorted(int(m) for m in settings["lr_milestones"])
+    settings["device"] = backend.normalize_device(settings["device"] or backend.default_device())
+    settings["out"] = settings["out"] or os.path.join("runs", f"{settings['model']}-{settings['data']}")
 
 
-def build_model(config: TrainConfig, example_shape: tuple):
-    """The model a config asks for, for examples of ``example_shape``, on the config's device."""
-    shape = tuple(example_shape)
-    if config.model == "vae":
-        model = vae.MLPVAE(image_shape=shape, latent_dim=config.latent_dim)
-    elif config.model == "conv-vae":
-        model = vae.ConvVAE(image_shape=shape, latent_dim=config.latent_dim)
-    elif config.model == "dcgan":
-        model = gan.DCGAN(image_shape=shape, noise_dim=config.latent_dim)
-    elif config.data == "ring":
-        model = gan.MLPGAN(
-            data_shape=shape, noise_dim=config.latent_dim, hidden_dims=RING_HIDDEN, output="linear",
-            pack=config.pack,
-        )  # fmt: skip
-    else:
-        model = gan.MLPGAN(data_shape=shape, noise_dim=config.latent_dim, pack=config.pack)
-    return model.to(config.device)
+def _check_common(settings: dict) -> None:
+    for name in ("epochs", "batch_size", "latent_dim"):
+        if settings[name] < 1:
+            raise ValueError(f"{name.replace('_', '-')} must be at least 1, got {settings[name]}")
+    if settings["limit"] is not None and settings["limit"] < 1:
+        raise ValueError(f"limit must be at least 1, got {settings['limit']}")
+    if not settings["lr"] > 0:
+        raise ValueError(f"lr must be positive, got {settings['lr']}")
+    if any(m < 1 for m in settings["lr_milestones"]):
+        raise ValueError(f"lr-milestones must be positive epochs, got {settings['lr_milestones']}")
 
 
-def _optimizers(config: TrainConfig, model) -> dict:
-    if config.model in VAE_MODELS:
-        return {"optimizer": Adam(model.parameters(), lr=config.lr)}
-    # Radford et al.'s beta1 = 0.5 steadies the adversarial game; WGAN-GP uses (0, 0.9).
-    betas = (0.0, 0.9) if config.loss == "wasserstein" else (0.5, 0.999)
-    return {
-        "generator_optimizer": Adam(model.generator.parameters(), lr=config.lr, betas=betas),
-        "discriminator_optimizer": Adam(model.discriminator.parameters(), lr=config.lr, betas=betas),
-    }
+def build_model(config: TrainConfig, example_shape: tuple, num_classes: int = 10):
+    """The model a resolved config asks for, for examples of ``example_shape`` in
+    ``num_classes`` classes, on the config's device."""
+    return families.get(config.model).build(config, tuple(example_shape), num_classes).to(config.device)
 
 
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return seed * 1_000_003 + epoch
+# --- callbacks and the running losses -----------------------------------------------------------
 
 
-# --- one epoch of each kind --------------------------------------------------------------------
+class Callback:
+    """Hooks into ``fit``: ``on_step`` after every optimisation step (``step`` counts all the
+    run's steps, from 1) and ``on_epoch`` after every epoch's record is written. An exception
+    raised in a hook ends the run there, as a crash would (the tests kill runs this way)."""
+
+    def on_step(self, step: int) -> None:
+        pass
+
+    def on_epoch(self, record: dict) -> None:
+        pass
 
 
 class _Running:
@@ -198,74 +188,132 @@ class _Running:
         return {name: total.item() / self.counts[name] for name, total in self.sums.items()}
 
 
-def vae_step(model, optimizer, x, beta: float = 1.0) -> dict:
-    """One optimisation step on the batch mean of the negative (beta-)ELBO: forward, loss,
-    backward, ``optimizer.step()``. Returns the step's loss, reconstruction and KL terms as
-    detached device tensors (reading them is the caller's choice: each read is a host copy)."""
-    out, mu, logvar = model(x)
-    terms = vae.elbo(x, out, mu, logvar, beta=beta)
-    loss = -terms.elbo.mean()
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    with no_grad():
-        return {"loss": loss.detach(), "recon": -terms.reconstruction.mean(), "kl": terms.kl.mean()}
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 1_000_003 + epoch
 
 
-def gan_step(
-    model, generator_optimizer, discriminator_optimizer, real, loss: str = "non-saturating",
-    gp_weight: float = 0.0, update_generator: bool = True,
-) -> dict:  # fmt: skip
-    """One discriminator step on ``real`` and a fresh fake batch and, if ``update_generator``,
-    one generator step on the same fakes. Returns the losses as detached device tensors."""
-    noise = model.sample_noise(real.shape[0])
-    # A critic-only step (n_critic > 1) needs the fakes as data only: no graph through G.
-    with contextlib.nullcontext() if update_generator else no_grad():
-        fake = model.generator(noise)
-    detached = fake.detach()
-    d_loss = gan.discriminator_loss(model.discriminator(real), model.discriminator(detached), loss)
-    if gp_weight:
-        d_loss = d_loss + gp_weight * gan.gradient_penalty(model.discriminator, real, detached)
-    discriminator_optimizer.zero_grad()
-    d_loss.backward()
-    discriminator_optimizer.step()
-    if loss == "wasserstein" and not gp_weight:
-        _clip_weights(model.discriminator, 0.01)  # Arjovsky et al.'s original Lipschitz constraint
-    losses = {"d_loss": d_loss.detach()}
-    if update_generator:
-        g_loss = gan.generator_loss(model.discriminator(fake), loss)
-        generator_optimizer.zero_grad()
-        g_loss.backward()
-        generator_optimizer.step()
-        losses["g_loss"] = g_loss.detach()
-    return losses
+# --- the run ----------------------------------------------------------------------------------
 
 
-def _vae_epoch(model, loader, optimizers, config, progress) -> dict:
-    running = _Running(progress, len(loader))
-    model.train()
-    for x, _ in loader:
-        running.add(**vae_step(model, optimizers["optimizer"], x, config.beta))
-    return running.means()
+class _Session:
+    """Everything one run holds: its family, data, model, optimisers with their learning-rate
+    schedules, loader, records and the fixed latent points of its pictures."""
 
-
-def _gan_epoch(model, loader, optimizers, config, progress) -> dict:
-    running = _Running(progress, len(loader))
-    model.train()
-    for step, (real, _) in enumerate(loader, 1):
-        losses = gan_step(
-            model, optimizers["generator_optimizer"], optimizers["discriminator_optimizer"], real,
-            config.loss, config.gp_weight, update_generator=step % config.n_critic == 0,
+    def __init__(self, config: TrainConfig):
+        self.config, self.family, self.out = config, families.get(config.model), Path(config.out)
+        self.train_set = data.load(config.data, "train").first(config.limit)
+        self.test_set = data.load(config.data, "test")
+        backend.manual_seed(config.seed)
+        shape = self.train_set.example_shape
+        self.model = build_model(config, shape, self.train_set.num_classes)
+        count = POINTS_PICTURED if len(shape) == 1 else IMAGES_PICTURED
+        self.pictured = self.family.picture_inputs(self.model, config, count)
+        self.optimizers = self.family.optimizers(config, self.model)
+        schedules = {
+            f"{n}_schedule": MultiStepLR(o, config.lr_milestones) for n, o in self.optimizers.items()
+        }
+        self.schedules = list(schedules.values())
+        self.stateful = {**self.optimizers, **schedules}  # what a checkpoint saves besides model and loader
+        self.loader = data.DataLoader(
+            self.train_set, config.batch_size, shuffle=True, drop_last=self.family.drop_last,
+            seed=config.seed, device=config.device,
         )  # fmt: skip
-        running.add(**losses)
-    return running.means()
+        self.checkpoint = self.out / "checkpoint.npz"
+        self.records, self.history, self.steps = [], [], 0
+
+    def restore(self, resume: bool) -> int:
+        """The epochs already done: those of the checkpoint when resuming, else 0."""
+        if not resume:
+            return 0
+        if not self.checkpoint.exists():
+            print(f"minigen: no checkpoint in {self.out}; starting from scratch", file=sys.stderr)
+            return 0
+        epoch = _restore(self.checkpoint, self.config, self.model, self.stateful, self.loader)
+        self.records = _read_metrics(self.out / "metrics.jsonl", epoch)
+        return epoch
+
+    def train_epoch(self, epoch: int, progress: bool, callbacks) -> dict:
+        """One pass over the training set; the record of the epoch's mean losses."""
+        config, family = self.config, self.family
+        backend.manual_seed(_epoch_seed(config.seed, epoch))
+        bar = tqdm(
+            total=len(self.loader), desc=f"{config.model} {config.data} epoch {epoch}/{config.epochs}",
+            unit="batch", file=sys.stderr, disable=not progress, leave=False,
+        )  # fmt: skip
+        with bar:
+            running = _Running(bar, len(self.loader))
+            self.model.train()
+            for step, (x, y) in enumerate(self.loader, 1):
+                running.add(**family.step(family.condition(self.model, y), self.optimizers, x, config, step))
+                self.steps += 1
+                for callback in callbacks:
+                    callback.on_step(self.steps)
+        for schedule in self.schedules:
+            schedule.step()
+        return {"epoch": epoch, "step": epoch * len(self.loader), **running.means()}
+
+    def finish_epoch(self, record: dict, began: float, progress: bool) -> None:
+        """Test numbers, then metrics.jsonl, the checkpoint and the pictures of the epoch."""
+        config = self.config
+        record.update(self.family.epoch_metrics(self.model, self.test_set, config))
+        record["seconds"] = round(time.perf_counter() - began, 3)
+        self.records.append(record)
+        if progress:
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch", "step"))
+            print(f"epoch {record['epoch']}/{config.epochs}: {shown}", file=sys.stderr)
+        _write_text(self.out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.records))
+        _save_checkpoint(self.checkpoint, config, self.model, self.stateful, self.loader, record["epoch"])
+        self.pictures(record["epoch"])
+        viz.loss_curves(
+            self.records, self.out / "losses.png", keys=[k for k in record if k not in NOT_LOSSES]
+        )
+
+    def pictures(self, epoch: int) -> None:
+        """The samples of the fixed latent points (the same every epoch, so progress is
+        visible), then the family's pictures of the epoch. For 2-D points ``ring.png``:
+        RING_SNAPSHOTS snapshots spread over the run, the picture of how the modes are found (or
+        lost). For images ``samples.png`` every epoch, and a copy in ``epochs/`` about
+        SAMPLE_GRIDS times over the run (pictures cost time that training needs)."""
+        z, labels = self.pictured
+        with self.model.eval_mode():
+            samples = backend.to_host(self.family.draw(self.family.condition(self.model, labels), z).data)
+        epochs = self.config.epochs
+        if samples.ndim == 2:
+            if epoch % max(1, epochs // RING_SNAPSHOTS) == 0 or epoch == epochs:
+                self.history.append((f"epoch {epoch}", samples))
+                viz.ring_scatter(self.history[-RING_SNAPSHOTS:], self.out / "ring.png", modes=data.RING_MODES)
+        else:
+            columns = self.family.grid_columns(self.model, len(samples))
+            viz.image_grid(samples, self.out / "samples.png", nrow=columns)
+            if epoch % max(1, math.ceil(epochs / SAMPLE_GRIDS)) == 0 or epoch == epochs:
+                (self.out / "epochs").mkdir(exist_ok=True)
+                path = self.out / "epochs" / f"samples-{epoch:03d}.png"
+                viz.image_grid(samples, path, nrow=columns, title=f"epoch {epoch}")
+        self.family.epoch_pictures(self.model, self.test_set, self.config, self.out)
 
 
-@no_grad()
-def _clip_weights(module, bound: float) -> None:
-    for param in module.parameters():
-        xp = backend.xp_of(param.data)
-        xp.clip(param.data, -bound, bound, out=param.data)
+def fit(config: TrainConfig, resume: bool = False, progress: bool = True, callbacks=()):
+    """Train the run ``config`` describes (continuing from its checkpoint when ``resume``) and
+    return (model, records) with records the metrics.jsonl lines. ``callbacks``: ``Callback``
+    objects called after every step and epoch."""
+    return train(resolve(config), resume, progress, callbacks)
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True, callbacks=()):
+    """``fit`` for a config that ``resolve`` has already filled in and checked."""
+    Path(config.out).mkdir(parents=True, exist_ok=True)
+    session = _Session(config)
+    start = session.restore(resume)
+    _write_text(session.out / "config.json", json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+    for epoch in range(start + 1, config.epochs + 1):
+        began = time.perf_counter()
+        record = session.train_epoch(epoch, progress, callbacks)
+        session.finish_epoch(record, began, progress)
+        for callback in callbacks:
+            callback.on_epoch(record)
+    if session.records:
+        session.family.final_pictures(session.model, session.test_set, config, session.out)
+    return session.model, session.records
 
 
 # --- outputs -------------------------------------------------------------------------------------
@@ -284,143 +332,6 @@ def _read_metrics(path: Path, last_epoch: int) -> list:
     return [r for r in records if r["epoch"] <= last_epoch]
 
 
-def _pictures(model, config, out: Path, epoch: int, fixed_noise, test_inputs, history) -> None:
-    """Sample grids (the same latent points every epoch, so progress is visible), losses,
-    reconstructions for VAEs and the ring over training."""
-    was_training = model.training
-    model.eval()
-    with no_grad():
-        if config.model in VAE_MODELS:
-            samples = model.decode(fixed_noise).sigmoid()
-        else:
-            samples = model.generator(fixed_noise)
-    model.train(was_training)
-    host = backend.to_host(samples.data)
-    if config.data == "ring":
-        # Eight snapshots spread over the run: the picture of how the modes are found (or lost).
-        if epoch % max(1, config.epochs // RING_SNAPSHOTS) == 0 or epoch == config.epochs:
-            history.append((f"epoch {epoch}", host))
-            viz.ring_scatter(history[-RING_SNAPSHOTS:], out / "ring.png", modes=data.RING_MODES)
-    else:
-        (out / "epochs").mkdir(exist_ok=True)
-        viz.image_grid(host, out / "epochs" / f"samples-{epoch:03d}.png", title=f"epoch {epoch}")
-        viz.image_grid(host, out / "samples.png")
-    if config.model in VAE_MODELS:
-        originals = test_inputs[:8]
-        viz.reconstructions(
-            originals,
-            backend.to_host(model.reconstruct(tensor(originals, device=config.device)).data),
-            out / "reconstructions.png",
-        )
-
-
-# --- the loop --------------------------------------------------------------------------------------
-
-
-def fit(
-    config: TrainConfig, resume: bool = False, progress: bool = True, stop_after_steps: int | None = None
-):
-    """Train the run ``config`` describes (continuing from its checkpoint when ``resume``) and
-    return (model, records) with records the metrics.jsonl lines.
-
-    ``stop_after_steps`` ends the run abruptly after that many optimisation steps in total,
-    without writing anything more: a stand-in for killing the process, used by the tests.
-    """
-    config = config.resolved()
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    train_set = data.load(config.data, "train")
-    test_set = data.load(config.data, "test")
-    if config.limit:
-        train_set = data.Dataset(
-            train_set.inputs[: config.limit], train_set.labels[: config.limit], train_set.name,
-            train_set.split, train_set.num_classes,
-        )  # fmt: skip
-
-    backend.manual_seed(config.seed)
-    model = build_model(config, train_set.example_shape)
-    fixed_noise = randn(512 if config.data == "ring" else 64, config.latent_dim, device=config.device)
-    optimizers = _optimizers(config, model)
-    schedules = {
-        f"{name}_schedule": MultiStepLR(opt, config.lr_milestones) for name, opt in optimizers.items()
-    }
-    stateful = {**optimizers, **schedules}  # what a checkpoint saves besides the model and loader
-    loader = data.DataLoader(
-        train_set, config.batch_size, shuffle=True, drop_last=config.model not in VAE_MODELS,
-        seed=config.seed, device=config.device,
-    )  # fmt: skip
-    checkpoint_path = out / "checkpoint.npz"
-    start = 0
-    if resume and checkpoint_path.exists():
-        start = _restore(checkpoint_path, config, model, stateful, loader)
-    elif resume:
-        print(f"minigen: no checkpoint in {out}; starting from scratch", file=sys.stderr)
-    _write_text(out / "config.json", json.dumps(dataclasses.asdict(config), indent=2) + "\n")
-    records = _read_metrics(out / "metrics.jsonl", start)
-    history: list = []
-    epoch_fn = _vae_epoch if config.model in VAE_MODELS else _gan_epoch
-    steps_left = stop_after_steps
-    for epoch in range(start + 1, config.epochs + 1):
-        backend.manual_seed(_epoch_seed(config.seed, epoch))
-        began = time.perf_counter()
-        bar = tqdm(
-            total=len(loader), desc=f"{config.model} {config.data} epoch {epoch}/{config.epochs}",
-            unit="batch", file=sys.stderr, disable=not progress, leave=False,
-        )  # fmt: skip
-        with bar:
-            if steps_left is not None:
-                if steps_left < len(loader):
-                    epoch_fn(model, _Truncated(loader, steps_left), optimizers, config, bar)
-                    return model, records
-                steps_left -= len(loader)
-            train_means = epoch_fn(model, loader, optimizers, config, bar)
-        for schedule in schedules.values():
-            schedule.step()
-        record = {"epoch": epoch, "step": epoch * len(loader), **train_means}
-        if config.model in VAE_MODELS:
-            record["test_loss"] = metrics.negative_elbo(model, test_set.inputs)
-        record["seconds"] = round(time.perf_counter() - began, 3)
-        records.append(record)
-        if progress:
-            shown = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if k not in ("epoch", "step"))
-            print(f"epoch {epoch}/{config.epochs}: {shown}", file=sys.stderr)
-        _write_text(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
-        _save_checkpoint(checkpoint_path, config, model, stateful, loader, epoch)
-        _pictures(model, config, out, epoch, fixed_noise, test_set.inputs, history)
-        viz.loss_curves(records, out / "losses.png", keys=[k for k in record if k not in NOT_LOSSES])
-    if config.model in VAE_MODELS and records:
-        _latent_pictures(model, config, out, test_set.inputs)
-    return model, records
-
-
-def _latent_pictures(model, config, out: Path, test_inputs) -> None:
-    """Walks through the latent space of a trained VAE: straight lines between the codes of
-    test images, and for a 2-D latent the whole learned manifold."""
-    model.eval()
-    with no_grad():
-        mu, _ = model.encode(tensor(test_inputs[:16], device=config.device))
-
-        def decode(z):
-            return model.decode(z).sigmoid()
-
-        viz.latent_interpolation(decode, mu[:8], mu[8:16], out / "interpolation.png")
-        if config.latent_dim == 2:
-            viz.latent_manifold(decode, out / "manifold.png", device=config.device)
-
-
-class _Truncated:
-    """The first ``steps`` batches of an epoch of ``loader``: the run stops there (a simulated kill)."""
-
-    def __init__(self, loader, steps):
-        self.loader, self.steps = loader, steps
-
-    def __len__(self):
-        return self.steps
-
-    def __iter__(self):
-        return itertools.islice(self.loader, self.steps)
-
-
 def _save_checkpoint(path, config, model, stateful, loader, epoch) -> None:
     """``stateful``: the optimisers and learning-rate schedules by name."""
     save(
@@ -435,10 +346,6 @@ def _save_checkpoint(path, config, model, stateful, loader, epoch) -> None:
         },
         path,
     )
-
-
-# Settings that may change between a run and its resumption; any other change is an error.
-RESUMABLE_CHANGES = ("epochs", "device", "out")
 
 
 def _restore(path, config, model, stateful, loader) -> int:
@@ -463,6 +370,9 @@ def _restore(path, config, model, stateful, loader) -> int:
     return int(state["epoch"])
 
 
+# --- trained runs ----------------------------------------------------------------------------------
+
+
 class Run(NamedTuple):
     config: TrainConfig
     model: object
@@ -479,31 +389,23 @@ def load_run(directory, device=None) -> Run:
     state = load(path, map_location=device)
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in state["config"].items() if k in fields})
-    config = dataclasses.replace(config, device=device or backend.default_device()).resolved()
-    example_shape = data.load(config.data, "test").example_shape
-    model = build_model(config, example_shape)
+    config = resolve(dataclasses.replace(config, device=device or backend.default_device()))
+    test_set = data.load(config.data, "test")
+    model = build_model(config, test_set.example_shape, test_set.num_classes)
     model.load_state_dict(state["model"])
     model.eval()
     return Run(config, model, int(state["epoch"]))
 
 
 def evaluate(directory, k: int = 1000, limit: int | None = None, device=None) -> dict:
-    """The test metrics of a run: negative ELBO and IWAE NLL (nats per image) for VAEs; the
-    Frechet distance and class coverage of samples for image models (a VAE's samples are its
-    decoder's mean images); mode coverage for the ring. Seeded from the run's seed, so that
+    """The test metrics of a run (its family's ``evaluate``: for every image model the Frechet
+    distance and class coverage of its samples, for VAEs also the negative ELBO and IWAE NLL,
+    for conditional models the classifier's agreement with the asked-for classes; mode coverage
+    on the ring), on the first ``limit`` test examples. Seeded from the run's seed, so that
     evaluating a checkpoint twice gives the same numbers."""
     config, model, epoch = load_run(directory, device)
-    test_set = data.load(config.data, "test")
-    inputs = test_set.inputs[:limit] if limit else test_set.inputs
-    result = {"model": config.model, "data": config.data, "epochs": epoch, "examples": len(inputs)}
+    test_set = data.load(config.data, "test").first(limit)
+    result = {"model": config.model, "data": config.data, "epochs": epoch, "examples": len(test_set)}
     backend.manual_seed(config.seed)
-    samples = backend.to_host(model.sample(len(inputs)).data)
-    if config.model in VAE_MODELS:
-        result["test_negative_elbo"] = metrics.negative_elbo(model, inputs)
-        result[f"iwae_nll_k{k}"] = metrics.iwae_nll(model, inputs, k=k)
-    if config.data == "ring":
-        result.update(metrics.ring_metrics(samples))
-    else:
-        classifier, _ = metrics.load_or_train_classifier(config.data)
-        result.update(metrics.gan_image_metrics(samples, test_set, classifier))
+    result.update(families.get(config.model).evaluate(model, config, test_set, k))
     return {k: (round(v, 6) if isinstance(v, float) and math.isfinite(v) else v) for k, v in result.items()}

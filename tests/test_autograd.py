@@ -188,6 +188,39 @@ def test_backward_on_tensor_without_graph_raises():
         (x * 2.0).sum().backward()
 
 
+# --- errors from forward ---------------------------------------------------------------------
+
+
+class _Refuses(Function):
+    """A forward that raises one known ValueError."""
+
+    error = ValueError("refused by forward")
+
+    def forward(self, x):
+        raise self.error
+
+
+def test_forward_error_adds_the_shapes_and_keeps_the_original_as_its_cause():
+    with pytest.raises(ValueError) as info:
+        _Refuses()(f64(np.ones((2, 3))))
+    assert str(info.value) == "_Refuses got tensors of shapes (2, 3): refused by forward"
+    assert info.value.__cause__ is _Refuses.error
+    # the cause's traceback still reaches the line in forward that raised
+    frames = []
+    tb = info.value.__cause__.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    assert frames[-1] == "forward"
+
+
+def test_broadcast_error_names_both_shapes_and_chains_numpys_error():
+    with pytest.raises(ValueError, match=re.escape("Add got tensors of shapes (2,) and (3,)")) as info:
+        f64([1.0, 2.0]) + f64([1.0, 2.0, 3.0])
+    assert isinstance(info.value.__cause__, ValueError)
+    assert "broadcast" in str(info.value.__cause__)
+
+
 # --- releasing the graph ---------------------------------------------------------------------
 
 

@@ -1,7 +1,9 @@
 """GAN objectives and models: each loss against its formula written out with NumPy (huge
 logits included), their gradients, the saturation of the minimax generator loss, the optimal
 discriminator p_data / (p_data + p_g) on two 1-D Gaussians, the gradient penalty against its
-closed form for a linear critic and by gradcheck through double backward, and the MLP GAN and
+closed form for a linear critic and by gradcheck through double backward, the R1 penalty
+against its closed forms for linear and quadratic critics, by gradcheck to second order and in
+a training step, and the MLP GAN and
 DCGAN: shapes, ranges, initialisation, sampling modes and a few training steps."""
 
 import math
@@ -20,6 +22,7 @@ from minigen.generative.gan import (
     discriminator_loss,
     generator_loss,
     gradient_penalty,
+    r1_penalty,
 )
 from minigen.gradcheck import gradcheck, gradgradcheck
 from minigen.testing import arrays, shapes
@@ -306,6 +309,125 @@ def test_gradient_penalty_rejects_mismatched_shapes_and_eps():
         gradient_penalty(D, f64(np.ones((3, 2))), f64(np.ones((2, 2))))
     with pytest.raises(ValueError, match=r"eps must have shape \(3, 1\); got shape \(3,\)"):
         gradient_penalty(D, f64(np.ones((3, 2))), f64(np.ones((3, 2))), f64(np.ones(3)))
+
+
+# --- R1 penalty -----------------------------------------------------------------------------------
+
+
+@given(data=st.data(), example_shape=shapes(min_dims=1, max_dims=3, max_side=3), n=st.integers(1, 4))
+def test_r1_penalty_of_a_linear_critic_is_the_squared_norm_of_w(data, example_shape, n):
+    w_values = data.draw(arrays(example_shape))
+    real = f64(data.draw(arrays((n, *example_shape))), requires_grad=True)
+    w, b = f64(w_values, requires_grad=True), f64(-0.7, requires_grad=True)
+    penalty = r1_penalty(linear_critic(w, b), real)
+    np.testing.assert_allclose(penalty.item(), (w_values**2).sum(), rtol=1e-12, atol=1e-14)
+    penalty.backward()
+    # d/dw ||w||^2 = 2 w, reached only through double backward; no sqrt, so no kink at w = 0.
+    np.testing.assert_allclose(w.grad.numpy(), 2.0 * w_values, rtol=1e-12, atol=1e-14)
+    assert b.grad is None  # the bias does not change the input gradient
+    assert real.grad is None  # the data are constants
+
+
+def test_r1_penalty_of_a_quadratic_critic_is_the_mean_squared_norm_of_a_x():
+    # D(x) = x^T A x / 2 with A symmetric has input gradient A x, per example.
+    rng = np.random.default_rng(3)
+    m = rng.normal(size=(3, 3))
+    a_values, x = m + m.T, rng.normal(size=(5, 3))
+    A = f64(a_values, requires_grad=True)
+
+    def D(points):
+        return ((points @ A) * points).sum(dim=1) / 2.0
+
+    penalty = r1_penalty(D, f64(x))
+    expected = ((x @ a_values) ** 2).sum(axis=1).mean()
+    np.testing.assert_allclose(penalty.item(), expected, rtol=1e-12)
+    assert penalty.item() > 1.0  # not a vacuous match at 0
+    penalty.backward()
+    # For the parameter A as written, grad_x D = S x with S = (A + A^T) / 2, so with the Gram
+    # matrix G = X^T X / N the penalty is tr(S G S), d/dS = 2 S G and d/dA = S G + G S (= A G + G A).
+    gram = x.T @ x / len(x)
+    np.testing.assert_allclose(A.grad.numpy(), a_values @ gram + gram @ a_values, rtol=1e-10)
+
+
+def tanh_critic_r1(real):
+    """The R1 penalty of the critic D(x) = tanh(x W1^T + b1) w2 as a function of its parameters."""
+
+    def penalty(w1, b1, w2):
+        def D(x):
+            return minigen.tanh(x @ w1.T + b1) @ w2
+
+        return r1_penalty(D, real)
+
+    return penalty
+
+
+def test_r1_penalty_gradients_match_finite_differences_to_second_order():
+    rng = np.random.default_rng(4)
+    real = f64(rng.normal(size=(3, 2)))
+    params = [f64(rng.normal(size=s), requires_grad=True) for s in [(4, 2), (4,), (4,)]]
+    penalty = tanh_critic_r1(real)
+    assert penalty(*params).item() > 0.1
+    assert gradcheck(penalty, params)
+    assert gradgradcheck(penalty, params)
+
+
+def test_r1_penalty_is_zero_with_a_zero_not_nan_gradient_where_the_critic_is_flat():
+    w = f64([[1.0, 1.0]], requires_grad=True)
+
+    def D(x):
+        return minigen.relu(x @ w.T).sum(dim=1)
+
+    penalty = r1_penalty(D, f64(-np.ones((3, 2))))
+    assert penalty.item() == 0.0
+    penalty.backward()
+    assert np.array_equal(w.grad.numpy(), np.zeros((1, 2)))
+
+
+def test_r1_penalty_under_no_grad_returns_a_detached_value():
+    w = f64([3.0, 4.0], requires_grad=True)
+    with minigen.no_grad():
+        penalty = r1_penalty(linear_critic(w, 0.0), f64(np.ones((2, 2))))
+    assert penalty.item() == pytest.approx(25.0) and not penalty.requires_grad
+
+
+def test_r1_penalty_rejects_what_is_not_a_floating_batch():
+    D = linear_critic(f64([1.0, 2.0]), 0.0)
+    with pytest.raises(ValueError, match=r"r1_penalty: real must be a non-empty floating batch"):
+        r1_penalty(D, f64(1.0))
+    with pytest.raises(ValueError, match=r"got shape \(0, 2\)"):
+        r1_penalty(D, f64(np.ones((0, 2))))
+    with pytest.raises(ValueError, match="got list"):
+        r1_penalty(D, [[1.0, 2.0]])
+
+
+def test_gan_step_adds_half_r1_weight_times_the_penalty_to_the_discriminator_loss():
+    from minigen.families.gan import gan_step
+
+    lr, gamma = 0.1, 4.0
+    real = f64(np.random.default_rng(5).normal(size=(6, 2)))
+
+    def run(r1_weight):
+        minigen.manual_seed(0)
+        model = MLPGAN(data_shape=(2,), noise_dim=3, hidden_dims=(8, 8), output="linear").double()
+        d_params = list(model.discriminator.parameters())
+        penalty = r1_penalty(model.discriminator, real)
+        # The R1 gradient at the start. With LeakyReLU, grad_x D depends on the weights only
+        # (the biases set the slopes, a piecewise-constant choice): d/d(bias) R1 = 0.
+        r1_grads = minigen.grad(penalty, d_params, allow_unused=True)
+        r1_grads = [np.zeros(p.shape) if g is None else g.numpy() for p, g in zip(d_params, r1_grads)]
+        d_opt = minigen.optim.SGD(d_params, lr=lr)
+        g_opt = minigen.optim.SGD(model.generator.parameters(), lr=lr)
+        losses = gan_step(model, g_opt, d_opt, real, r1_weight=r1_weight)
+        return losses["d_loss"].item(), penalty.item(), r1_grads, snapshot(model.discriminator)
+
+    plain, r1, r1_grads, d_plain = run(0.0)
+    penalised, _, _, d_penalised = run(gamma)
+    assert r1 > 1e-3
+    np.testing.assert_allclose(penalised - plain, 0.5 * gamma * r1, rtol=1e-10)
+    # One SGD step apart by exactly -lr (gamma / 2) dR1/dpsi.
+    assert all(np.abs(g).max() > 1e-4 for g in r1_grads[::2])  # every weight matrix feels it
+    for before, after, g in zip(d_plain, d_penalised, r1_grads):
+        np.testing.assert_allclose(after - before, -lr * 0.5 * gamma * g, rtol=1e-8, atol=1e-14)
 
 
 # --- models ---------------------------------------------------------------------------------------

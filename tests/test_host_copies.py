@@ -12,10 +12,11 @@ import stand_in_gpu as gpu
 
 import minigen
 from minigen import backend
+from minigen.families.gan import gan_step
+from minigen.families.vae import vae_step
 from minigen.generative.gan import DCGAN, MLPGAN
 from minigen.generative.vae import MLPVAE, ConvVAE
 from minigen.optim import Adam
-from minigen.training import gan_step, vae_step
 
 
 @pytest.fixture

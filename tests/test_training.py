@@ -1,7 +1,7 @@
 """Training runs end to end on tiny settings: outputs, reproducibility, and resuming after a kill.
 
-A "kill" is simulated with ``fit(..., stop_after_steps=n)``, which returns in the middle of an
-epoch without writing anything, exactly as if the process had died there.
+A "kill" is simulated by a callback that raises after n steps, in the middle of an epoch,
+before anything more is written: exactly as if the process had died there.
 """
 
 import json
@@ -16,10 +16,25 @@ from minigen.training import TrainConfig
 
 def tiny(model, out, **overrides):
     settings = {"model": model, "data": "digits", "epochs": 3, "batch_size": 16, "limit": 64, "out": str(out)}
-    if model in ("gan", "dcgan"):
+    if model in ("gan", "dcgan", "cgan"):
         settings["latent_dim"] = 8
     settings.update(overrides)
     return TrainConfig(**settings)
+
+
+class Killed(Exception):
+    pass
+
+
+class KillAfter(training.Callback):
+    """Stands in for the process dying right after optimisation step ``steps``."""
+
+    def __init__(self, steps):
+        self.steps = steps
+
+    def on_step(self, step):
+        if step == self.steps:
+            raise Killed
 
 
 def parameters(model):
@@ -32,17 +47,19 @@ def assert_same_parameters(a, b):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
-@pytest.mark.parametrize(
-    ("model", "overrides"),
-    [("vae", {}), ("conv-vae", {}), ("dcgan", {}), ("gan", {"data": "ring", "limit": 96})],
-)
-def test_resumed_run_ends_with_the_parameters_of_an_uninterrupted_run(tmp_path, model, overrides):
+RESUMED = {"gan": {"data": "ring", "limit": 96}}  # the MLP GAN on its own data set, the ring
+
+
+@pytest.mark.parametrize("model", training.MODELS)
+def test_resumed_run_ends_with_the_parameters_of_an_uninterrupted_run(tmp_path, model):
+    overrides = RESUMED.get(model, {})
     whole, _ = training.fit(tiny(model, tmp_path / "whole", **overrides), progress=False)
     # Killed in the middle of the second epoch (4 steps per epoch), then resumed from the
     # checkpoint written after the first.
     config = tiny(model, tmp_path / "killed", **overrides)
     steps_per_epoch = 64 // 16 if overrides.get("data") != "ring" else 96 // 16
-    training.fit(config, progress=False, stop_after_steps=steps_per_epoch + 2)
+    with pytest.raises(Killed):
+        training.fit(config, progress=False, callbacks=[KillAfter(steps_per_epoch + 2)])
     saved = json.loads((tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()[-1])
     assert saved["epoch"] == 1
     resumed, records = training.fit(config, resume=True, progress=False)
@@ -124,24 +141,40 @@ def test_fast_mode_shortens_default_epochs_only(monkeypatch):
     assert TrainConfig().resolved().epochs == training.FAST_EPOCHS
     assert TrainConfig(epochs=5).resolved().epochs == 5
     monkeypatch.setenv("MINIGEN_FAST", "0")
-    assert TrainConfig().resolved().epochs == training.DEFAULT_EPOCHS["digits"]
+    assert TrainConfig().resolved().epochs == training.DATA_DEFAULTS["digits"]["epochs"]
 
 
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"model": "diffusion"}, "unknown model 'diffusion'; choose one of vae, conv-vae, gan, dcgan"),
+        (
+            {"model": "diffusion"},
+            "unknown model 'diffusion'; choose one of vae, conv-vae, gan, dcgan, cvae, cgan",
+        ),
         (
             {"data": "cifar"},
             "unknown data set 'cifar'; the known ones are digits, mnist, fashion-mnist, ring",
         ),
-        ({"data": "ring"}, "train 'gan' on it, not 'vae'"),
-        ({"loss": "least-squares"}, "unknown GAN loss 'least-squares'"),
+        ({"data": "ring"}, "vae models images (C, H, W); 'ring' holds examples of shape (2,)"),
+        ({"model": "dcgan", "data": "ring"}, "dcgan models images (C, H, W); 'ring' holds examples"),
+        ({"model": "gan", "loss": "least-squares"}, "unknown GAN loss 'least-squares'"),
+        ({"loss": "hinge"}, "loss does not apply to 'vae' (vae reads beta)"),
+        ({"model": "gan", "beta": 2.0}, "beta does not apply to 'gan'"),
+        ({"beta": -1.0}, "beta must be non-negative, got -1.0"),
+        ({"model": "gan", "gp_weight": -1.0}, "gp-weight must be non-negative"),
+        ({"model": "dcgan", "r1_weight": -0.5}, "r1-weight must be non-negative, got -0.5"),
+        ({"model": "vae", "r1_weight": 1.0}, "r1-weight does not apply to 'vae' (vae reads beta)"),
+        ({"model": "dcgan", "n_critic": 0}, "n-critic must be at least 1, got 0"),
         ({"epochs": 0}, "epochs must be at least 1, got 0"),
         ({"batch_size": -3}, "batch-size must be at least 1"),
         ({"lr": 0.0}, "lr must be positive"),
         ({"limit": 0}, "limit must be at least 1"),
-        ({"pack": 2}, "pack applies to the MLP GAN ('gan'), not 'vae'"),
+        ({"pack": 2}, "pack does not apply to 'vae'"),
+        (
+            {"model": "dcgan", "pack": 2},
+            "pack does not apply to 'dcgan' (dcgan reads loss, gp_weight, r1_weight, n_critic)",
+        ),
+        ({"model": "gan", "pack": 0}, "pack must be at least 1, got 0"),
         ({"model": "gan", "batch_size": 5, "pack": 2}, "batch-size 5 must be a multiple of pack 2"),
         ({"lr_milestones": [0]}, "lr-milestones must be positive epochs"),
     ],

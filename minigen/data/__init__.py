@@ -14,7 +14,9 @@ from minigen.data.loader import DataLoader
 from minigen.data.mnist import load_mnist_family
 from minigen.data.ring import RING_MODES, RING_STD, load_ring
 
-KNOWN = ("digits", "mnist", "fashion-mnist", "ring")
+# The shape of one example of each data set, known without loading it.
+EXAMPLE_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28), "ring": (2,)}
+KNOWN = tuple(EXAMPLE_SHAPES)
 SPLITS = ("train", "test")
 
 
@@ -35,4 +37,14 @@ def load(name: str, split: str = "train", root=None) -> Dataset:
     return load_mnist_family(name, split, root)
 
 
-__all__ = ["KNOWN", "RING_MODES", "RING_STD", "SPLITS", "DataError", "DataLoader", "Dataset", "load"]
+__all__ = [
+    "EXAMPLE_SHAPES",
+    "KNOWN",
+    "RING_MODES",
+    "RING_STD",
+    "SPLITS",
+    "DataError",
+    "DataLoader",
+    "Dataset",
+    "load",
+]

@@ -42,6 +42,15 @@ class Dataset:
     def example_shape(self) -> tuple:
         return self.inputs.shape[1:]
 
+    def first(self, n: int | None) -> Dataset:
+        """The first ``n`` examples as a Dataset of the same name, split and classes (all of
+        them when ``n`` is None); the arrays are views, not copies."""
+        if n is None:
+            return self
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"the number of examples to keep must be a positive integer; got {n!r}")
+        return Dataset(self.inputs[:n], self.labels[:n], self.name, self.split, self.num_classes)
+
     def __len__(self) -> int:
         return len(self.labels)
 

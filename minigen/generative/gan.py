@@ -1,5 +1,5 @@
 """Generative adversarial networks: the discriminator and generator losses, the WGAN-GP
-gradient penalty, and two model families (an MLP GAN and a DCGAN).
+gradient penalty and the R1 penalty, and two model families (an MLP GAN and a DCGAN).
 
 A generator G maps noise z ~ N(0, I) to data; a discriminator (critic) D maps data to one
 logit l = D(x) per example. Every loss here takes those logits, never probabilities, so that
@@ -17,6 +17,9 @@ no sigmoid is ever evaluated where it rounds to 0 or 1.
   the Kantorovich-Rubinstein dual E[D(x_real)] - E[D(x_fake)] over 1-Lipschitz D.
 - ``gradient_penalty``: Gulrajani et al. 2017, "Improved Training of Wasserstein GANs"
   (WGAN-GP): the Lipschitz constraint as a soft penalty on the critic's input gradient.
+- ``r1_penalty``: Mescheder, Geiger & Nowozin 2018, "Which Training Methods for GANs do
+  actually Converge?": the zero-centred penalty on the discriminator's input gradient at the
+  data, which makes the game locally convergent where WGAN and WGAN-GP are not.
 - "hinge": Lim & Ye 2017, "Geometric GAN", and Miyato et al. 2018, "Spectral Normalization
   for Generative Adversarial Networks".
 """
@@ -27,7 +30,7 @@ import math
 
 from minigen import functional as F
 from minigen import nn
-from minigen.autograd import enable_grad, grad, is_grad_enabled, no_grad
+from minigen.autograd import enable_grad, grad, is_grad_enabled
 from minigen.creation import rand, randn
 from minigen.ops.elementwise import sqrt, where
 from minigen.ops.reduce import mean, sum
@@ -99,6 +102,26 @@ def _safe_norm(squares: Tensor) -> Tensor:
     return where(positive, sqrt(where(positive, squares, 1.0)), 0.0)
 
 
+def _check_batch(penalty: str, name: str, t) -> None:
+    if not isinstance(t, Tensor) or t.dtype.kind != "f" or t.ndim == 0 or t.shape[0] == 0:
+        described = f"shape {t.shape}, {t.dtype}" if isinstance(t, Tensor) else type(t).__name__
+        raise ValueError(f"{penalty}: {name} must be a non-empty floating batch (N, ...); got {described}")
+
+
+def _input_gradient_penalty(D, points: Tensor, of_squared_norms) -> Tensor:
+    """of_squared_norms(s), s_i = ||grad_x D(x)_i||^2 at the constant (detached) ``points``
+    x_i, the norm per example over all non-batch dims, with the input gradient built with
+    ``create_graph=True``, so the result depends on D's parameters and ``backward`` on it is a
+    double backward through D. Under ``no_grad`` it is still computed (it needs a graph of D)
+    and returned detached."""
+    recording = is_grad_enabled()
+    with enable_grad():
+        points = points.detach().requires_grad_()
+        (gradients,) = grad(sum(D(points)), points, create_graph=True)
+        penalty = of_squared_norms(sum(reshape(gradients, (points.shape[0], -1)) ** 2, dim=1))
+    return penalty if recording else penalty.detach()
+
+
 def gradient_penalty(D, real: Tensor, fake: Tensor, eps: Tensor | None = None) -> Tensor:
     """WGAN-GP's penalty mean_i (||grad_x D(x_hat)_i||_2 - 1)^2, unweighted (the caller
     multiplies by lambda, 10 in Gulrajani et al.).
@@ -116,11 +139,7 @@ def gradient_penalty(D, real: Tensor, fake: Tensor, eps: Tensor | None = None) -
     needs a graph of D) and returned detached.
     """
     for name, t in (("real", real), ("fake", fake)):
-        if not isinstance(t, Tensor) or t.dtype.kind != "f" or t.ndim == 0 or t.shape[0] == 0:
-            described = f"shape {t.shape}, {t.dtype}" if isinstance(t, Tensor) else type(t).__name__
-            raise ValueError(
-                f"gradient_penalty: {name} must be a non-empty floating batch (N, ...); got {described}"
-            )
+        _check_batch("gradient_penalty", name, t)
     if real.shape != fake.shape:
         raise ValueError(
             f"gradient_penalty: real of shape {real.shape} and fake of shape {fake.shape} differ"
@@ -132,14 +151,29 @@ def gradient_penalty(D, real: Tensor, fake: Tensor, eps: Tensor | None = None) -
     elif not isinstance(eps, Tensor) or eps.shape != eps_shape:
         described = f"shape {eps.shape}" if isinstance(eps, Tensor) else type(eps).__name__
         raise ValueError(f"gradient_penalty: eps must have shape {eps_shape}; got {described}")
-    recording = is_grad_enabled()
-    with enable_grad():
-        eps = eps.detach()
-        x_hat = (eps * real.detach() + (1.0 - eps) * fake.detach()).requires_grad_()
-        (gradients,) = grad(sum(D(x_hat)), x_hat, create_graph=True)
-        norms = _safe_norm(sum(reshape(gradients, (n, -1)) ** 2, dim=1))
-        penalty = mean((norms - 1.0) ** 2)
-    return penalty if recording else penalty.detach()
+    eps = eps.detach()
+    x_hat = eps * real.detach() + (1.0 - eps) * fake.detach()
+    return _input_gradient_penalty(D, x_hat, lambda squares: mean((_safe_norm(squares) - 1.0) ** 2))
+
+
+def r1_penalty(D, real: Tensor) -> Tensor:
+    """The zero-centred R1 penalty of Mescheder, Geiger & Nowozin 2018 ("Which Training Methods
+    for GANs do actually Converge?"), unweighted: mean_i ||grad_x D(x_i)||_2^2 over the real
+    batch x_i ~ p_data, the norm per example over all non-batch dims.
+
+    Mescheder et al. add R1(psi) = (gamma / 2) E_{p_data} ||grad_x D_psi(x)||^2 to the
+    discriminator's loss, so the caller multiplies this value by gamma / 2 (the 1/2 is the
+    caller's, as in ``families.gan.gan_step``: ``r1_weight`` is their gamma). Penalising the
+    gradient towards 0 on the data, not towards norm 1 between data and fakes as
+    ``gradient_penalty`` does, makes the equilibrium p_g = p_data, D = 0 locally
+    attractive. ``real`` is a constant (detached): the penalty depends on D's parameters only,
+    and ``backward`` on it is a double backward through D. No square root is taken, so no
+    guard is needed where the gradient is 0. A discriminator with BatchNorm in training mode
+    couples the examples, as for ``gradient_penalty``. Under ``no_grad`` the value is still
+    computed and returned detached.
+    """
+    _check_batch("r1_penalty", "real", real)
+    return _input_gradient_penalty(D, real, mean)
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -176,15 +210,10 @@ class GAN(nn.Module):
         return randn(n, self.noise_dim, dtype=reference.dtype, device=reference.device)
 
     def sample(self, n: int) -> Tensor:
-        """G(z) for n fresh noise vectors, with the generator in eval mode (BatchNorm uses its
-        running statistics) and no graph; the generator's training mode is restored after."""
-        was_training = self.generator.training
-        self.generator.eval()
-        try:
-            with no_grad():
-                return self.generator(self.sample_noise(n))
-        finally:
-            self.generator.train(was_training)
+        """G(z) for n fresh noise vectors, in eval mode (BatchNorm uses its running statistics)
+        and with no graph; every part's training mode is restored after (``Module.eval_mode``)."""
+        with self.eval_mode():
+            return self.generator(self.sample_noise(n))
 
 
 def _mlp(sizes, first=(), last=()):

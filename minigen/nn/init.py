@@ -1,5 +1,8 @@
 """Weight initialisation, in place, with PyTorch's names and formulas.
 
+Every fill is an in-place write: it bumps the tensor's version, so a graph that saved the
+tensor before the fill refuses to backward through it.
+
 Fans: for a weight of shape (out, in, *kernel), fan_in = in * prod(kernel) and
 fan_out = out * prod(kernel) (so a ConvTranspose2d weight (in_c, out_c, kh, kw) has
 fan_in = out_c * kh * kw, as in PyTorch).
@@ -61,21 +64,25 @@ def _fan(tensor: Tensor, mode: str) -> int:
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
     """Fill ``tensor`` with draws from U(a, b)."""
     draws = rand(*tensor.shape, dtype=tensor.dtype, device=tensor.device).data
-    tensor.data[...] = a + (b - a) * draws
-    return tensor
+    return _fill(tensor, a + (b - a) * draws)
 
 
 @no_grad()
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     """Fill ``tensor`` with draws from N(mean, std^2)."""
     draws = randn(*tensor.shape, dtype=tensor.dtype, device=tensor.device).data
-    tensor.data[...] = mean + std * draws
-    return tensor
+    return _fill(tensor, mean + std * draws)
 
 
 @no_grad()
 def constant_(tensor: Tensor, value: float) -> Tensor:
-    tensor.data[...] = value
+    return _fill(tensor, value)
+
+
+def _fill(tensor: Tensor, values) -> Tensor:
+    """Write ``values`` into ``tensor``'s own array (parameters keep their array object)."""
+    tensor.data[...] = values
+    tensor._bump_version()
     return tensor
 
 

@@ -8,10 +8,11 @@ dotted key names, ``to(device, dtype)`` and the nested ``repr``.
 
 from __future__ import annotations
 
+import contextlib
 from collections import namedtuple
 
 from minigen import backend
-from minigen.autograd import clear_grad
+from minigen.autograd import clear_grad, no_grad
 from minigen.tensor import Tensor
 
 
@@ -254,6 +255,7 @@ class Module:
         for key, array in values.items():
             target = slots[key]
             target.data[...] = backend.to_device(array, target.device).astype(target.dtype, copy=False)
+            target._bump_version()  # a graph recorded before the load must not backward through it
         return IncompatibleKeys(missing, unexpected)
 
     # --- modes, gradients, devices -----------------------------------------------------------
@@ -266,6 +268,21 @@ class Module:
     def eval(self) -> Module:
         """Evaluation mode: BatchNorm uses its running statistics, Dropout passes inputs through."""
         return self.train(False)
+
+    @contextlib.contextmanager
+    def eval_mode(self):
+        """``with model.eval_mode():`` evaluation mode and no graph inside (DeZero's
+        ``test_mode()``, PyTorch's ``model.eval()`` plus ``torch.no_grad()``); on the way out,
+        even through an exception, every sub-module gets back the mode it had, so a model
+        whose parts were in mixed modes comes back exactly as it went in."""
+        modes = [(module, module.training) for module in self.modules()]
+        self.eval()
+        try:
+            with no_grad():
+                yield self
+        finally:
+            for module, mode in modes:
+                object.__setattr__(module, "training", mode)
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
         for param in self.parameters():

@@ -46,6 +46,7 @@ class _BatchNorm(Module):
             zeros_(self.running_mean)
             ones_(self.running_var)
             self.num_batches_tracked.data[...] = 0
+            self.num_batches_tracked._bump_version()
 
     def reset_parameters(self) -> None:
         self.reset_running_stats()
@@ -59,7 +60,7 @@ class _BatchNorm(Module):
             raise ValueError(f"{type(self).__name__} expected {expected} input (got {x.ndim}D input)")
         momentum = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
+            self.num_batches_tracked.data += 1  # augmented assignment sets .data: one version bump
             if self.momentum is None:
                 momentum = 1.0 / int(self.num_batches_tracked.data)
         use_batch_stats = self.training or self.running_mean is None
