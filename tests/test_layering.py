@@ -1,4 +1,5 @@
-"""Static checks of the layering that docs/architecture.md describes, read from the source with ``ast`` (nothing imported):
+"""Static checks of the layering that docs/architecture.md describes, read from the source
+with ``ast`` (nothing imported):
 
 - only minigen/backend.py imports CuPy;
 - only host-side modules import NumPy (everything else gets its array module from backend);
@@ -21,7 +22,7 @@ NUMPY_ALLOWED = {
     "minigen/io.py": "state dicts are written to and read from .npz files on the host",
     "minigen/viz.py": "matplotlib plots host NumPy arrays",
     "minigen/metrics.py": "Frechet distances and coverage counts are host-side statistics (eigh, histograms)",
-    "minigen/families/base.py": "the labels of a conditional family's samples are host arrays, as a Dataset's",
+    "minigen/families/base.py": "a conditional family's sample labels are host arrays, as a Dataset's",
     "minigen/export.py": "PyTorch tensors and safetensors files are exchanged through host NumPy arrays",
 }
 
