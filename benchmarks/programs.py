@@ -102,7 +102,7 @@ def torch_program(model: str, state: dict, batch: int = BATCH, device: str = "cp
 
 
 def _torch_gan_step(gan, x, batch: int, device: str):
-    """minigen.training.gan_step in PyTorch: a discriminator step on real x and fresh fakes, then
+    """minigen.families.gan.gan_step in PyTorch: a discriminator step on real x and fresh fakes, then
     a generator step through the updated discriminator."""
     import torch
 
@@ -127,7 +127,7 @@ def _torch_gan_step(gan, x, batch: int, device: str):
 
 
 def _torch_vae_step(vae, x):
-    """minigen.training.vae_step in PyTorch: Adam on the mean negative ELBO of x."""
+    """minigen.families.vae.vae_step in PyTorch: Adam on the mean negative ELBO of x."""
     import torch
     from torch_twins import negative_elbo
 
