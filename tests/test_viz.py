@@ -6,6 +6,7 @@ pixel for pixel, so a tile's pixels must equal the input image (to 8-bit roundin
 
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -18,6 +19,7 @@ from matplotlib.figure import Figure
 
 import minigen
 from minigen import viz
+from minigen.autograd import Function
 
 EIGHT_BIT = 1 / 255 + 1e-6  # PNG stores 8 bits per channel
 
@@ -386,7 +388,245 @@ def test_drawing_never_imports_pyplot_or_changes_the_backend(tmp_path):
         "import minigen.viz\n"
         "minigen.viz.image_grid(numpy.zeros((1, 1, 2, 2)), sys.argv[1] + '/g.png')\n"
         "minigen.viz.loss_curves([{'loss': 1.0}], sys.argv[1] + '/l.png')\n"
+        "minigen.viz.draw_graph(minigen.ones(2, requires_grad=True).exp().sum(), sys.argv[1] + '/d.png')\n"
         "print('matplotlib.pyplot' in sys.modules, setting() is before)"
     )
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
     assert result.stdout.split() == ["False", "True"], result.stderr
+
+
+# --- autograd graphs -----------------------------------------------------------------------------
+
+NODE_LINE = re.compile(r'^  (n\d+) \[label="(.*?)", shape=(\w+), class="(\w+)"')
+EDGE_LINE = re.compile(r'^  (n\d+) -> (n\d+) \[label="(.*?)"\];$')
+
+
+def parse_dot(text):
+    """{id: (label, shape, class)} and the list of (source label, target label, edge label)."""
+    lines = text.splitlines()
+    assert lines[0] == "digraph minigen {" and lines[-1] == "}"
+    nodes = {m[1]: (m[2], m[3], m[4]) for m in map(NODE_LINE.match, lines) if m}
+    edges = [(nodes[m[1]][0], nodes[m[2]][0], m[3]) for m in map(EDGE_LINE.match, lines) if m]
+    assert len(nodes) + len(edges) == sum(1 for line in lines if "[label=" in line)
+    return nodes, edges
+
+
+def small_expression():
+    """s = (x * w + b).relu().sum() with x a (2, 3) constant and w, b (3,) leaves that require grad."""
+    x = minigen.randn(2, 3)
+    w, b = minigen.randn(3, requires_grad=True), minigen.randn(3, requires_grad=True)
+    xw = x * w
+    z = xw + b
+    r = z.relu()
+    s = r.sum()
+    return s, {x: "x", w: "w", b: "b", xw: "xw", z: "z", r: "r", s: "s"}
+
+
+def test_to_dot_of_a_small_expression_has_exactly_its_nodes_and_edges():
+    s, names = small_expression()
+    nodes, edges = parse_dot(viz.to_dot(s, names=names))
+    assert sorted(nodes.values()) == sorted(
+        [
+            ("x", "ellipse", "constant"),
+            ("w", "ellipse", "leaf"),
+            ("b", "ellipse", "leaf"),
+            ("xw", "ellipse", "tensor"),
+            ("z", "ellipse", "tensor"),
+            ("r", "ellipse", "tensor"),
+            ("s", "ellipse", "output"),
+            ("Mul", "box", "function"),
+            ("Add", "box", "function"),
+            ("ReLU", "box", "function"),
+            ("Sum", "box", "function"),
+        ]
+    )
+    assert sorted(edges) == sorted(
+        [
+            ("x", "Mul", "(2, 3)"),
+            ("w", "Mul", "(3,)"),
+            ("Mul", "xw", "(2, 3)"),
+            ("xw", "Add", "(2, 3)"),
+            ("b", "Add", "(3,)"),
+            ("Add", "z", "(2, 3)"),
+            ("z", "ReLU", "(2, 3)"),
+            ("ReLU", "r", "(2, 3)"),
+            ("r", "Sum", "(2, 3)"),
+            ("Sum", "s", "()"),
+        ]
+    )
+
+
+def test_to_dot_names_may_map_names_to_tensors_and_unnamed_tensors_have_no_label():
+    s, names = small_expression()
+    by_name = {name: t for t, name in names.items() if name in ("w", "b")}
+    nodes, edges = parse_dot(viz.to_dot(s * 2.0, names=by_name, title='say "hi"'))
+    labels = sorted((label, kind) for label, _, kind in nodes.values())
+    assert labels == sorted(
+        [("", "constant"), ("w", "leaf"), ("b", "leaf"), ("", "tensor"), ("", "tensor"), ("", "tensor")]
+        + [("", "tensor"), ("2", "constant"), ("", "output")]
+        + [(f, "function") for f in ("Mul", "Add", "ReLU", "Sum", "Mul")]
+    )
+    assert len(edges) == 13
+    assert '  label="say \\"hi\\"";' in viz.to_dot(s, title='say "hi"').splitlines()
+    with pytest.raises(TypeError, match="names must map tensors to strings"):
+        viz.to_dot(s, names={"w": 3})
+    with pytest.raises(TypeError, match="a Tensor or a non-empty sequence"):
+        viz.to_dot([])
+    with pytest.raises(TypeError, match="a Tensor or a non-empty sequence"):
+        viz.draw_graph(3.0)
+
+
+def test_a_tensor_used_three_times_is_one_node_with_three_edges():
+    x = minigen.randn(4, requires_grad=True)
+    h = x.exp()
+    L = (h * h + h).sum()
+    nodes, edges = parse_dot(viz.to_dot(L, names={x: "x", h: "h"}))
+    labels = [label for label, _, _ in nodes.values()]
+    assert labels.count("h") == 1 and labels.count("x") == 1 and labels.count("Exp") == 1
+    assert sorted(e for e in edges if e[0] == "h") == [("h", "Add", "(4,)"), ("h", "Mul", "(4,)")] + [
+        ("h", "Mul", "(4,)")
+    ]
+    assert len(nodes) == 5 + 4  # x, h, h * h, h * h + h, L and Exp, Mul, Add, Sum
+    where = viz.layout(viz._graph(L))
+    assert len(where.labels) == len(edges) and sum(p is not None for p in where.labels) == len(edges) - 2
+
+
+class TwoOutputs(Function):
+    def forward(self, x):
+        return x * 2, x * x
+
+    def backward(self, g_double, g_square):
+        return g_double * 2.0 + g_square * 2.0 * self.inputs[0]
+
+
+def test_multi_output_nodes_show_every_output_and_mark_the_freed_ones():
+    x = minigen.randn(3, requires_grad=True)
+    double, square = TwoOutputs()(x)
+    L = square.sum()
+    _, edges = parse_dot(viz.to_dot(L, names={x: "x", double: "double", square: "square", L: "L"}))
+    assert sorted(edges) == [
+        ("Sum", "L", "()"),
+        ("TwoOutputs", "double", "(3,)"),
+        ("TwoOutputs", "square", "(3,)"),
+        ("square", "Sum", "(3,)"),
+        ("x", "TwoOutputs", "(3,)"),
+    ]
+    del double  # the node holds its outputs weakly
+    nodes, edges = parse_dot(viz.to_dot(L, names={x: "x", square: "square", L: "L"}))
+    assert ("(freed)", "ellipse", "freed") in nodes.values()
+    assert ("TwoOutputs", "(freed)", "(3,)") in edges
+
+
+def test_a_graph_released_by_backward_is_refused_with_a_clear_error(tmp_path):
+    s, names = small_expression()
+    s.backward(retain_graph=True)
+    assert viz.draw_graph(s, tmp_path / "kept.png") == str(tmp_path / "kept.png")
+    s.backward()
+    for draw in (lambda: viz.to_dot(s), lambda: viz.draw_graph(s, tmp_path / "released.png")):
+        with pytest.raises(RuntimeError, match=r"its Sum node was released by backward\(\).*before calling"):
+            draw()
+    assert os.listdir(tmp_path) == ["kept.png"]
+
+
+def test_a_lone_tensor_is_a_graph_of_one_node(tmp_path):
+    w = minigen.randn(2, requires_grad=True)
+    nodes, edges = parse_dot(viz.to_dot(w, names={w: "w"}))
+    assert list(nodes.values()) == [("w", "ellipse", "leaf")] and edges == []
+    assert read_rgb(viz.draw_graph(w, tmp_path / "w.png")).shape[2] == 3
+
+
+# --- the layered layout ---------------------------------------------------------------------------
+
+
+def test_layers_put_the_roots_at_0_and_every_node_one_past_its_farthest_use():
+    #  0 -> 1 -> 2 -> 3 -> 4 (root), and a shortcut 0 -> 3; 5 feeds 3; 6 is an unused output of 1.
+    edges = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 3), (5, 3), (1, 6)]
+    assert viz.layers(7, edges, [4]) == [4, 3, 2, 1, 0, 2, 2]
+    assert viz.layers(1, [], [0]) == [0]
+    # Two roots, one computed from the other: each node is placed by its farthest use.
+    assert viz.layers(4, [(0, 1), (1, 2), (2, 3), (1, 3)], [1, 3]) == [3, 2, 1, 0]
+
+
+def test_order_layers_removes_the_crossings_of_a_planar_graph():
+    # Layer 1: nodes 0, 1; layer 0: nodes 2, 3. Numbered as given, 0 -> 3 and 1 -> 2 cross.
+    layer = [1, 1, 0, 0]
+    links = [(0, 3), (1, 2)]
+    down = [[3], [2], [], []]
+    assert viz.crossings([[2, 3], [0, 1]], down) == 1
+    rows = viz.order_layers(layer, links)
+    assert viz.crossings(rows, down) == 0 and sorted(map(sorted, rows)) == [[0, 1], [2, 3]]
+    # A ladder of five rungs given in reverse on one side: all ten pairs cross, none after ordering.
+    layer, links = [1] * 5 + [0] * 5, [(i, 9 - i) for i in range(5)]
+    down = [[9 - i] for i in range(5)] + [[] for _ in range(5)]
+    assert viz.crossings([list(range(5, 10)), list(range(5))], down) == 10
+    assert viz.crossings(viz.order_layers(layer, links), down) == 0
+
+
+def test_spread_is_the_closest_placement_that_keeps_the_gaps():
+    assert viz._spread([0.0, 0.0, 0.0], [10.0, 10.0]) == [-10.0, 0.0, 10.0]
+    assert viz._spread([0.0, 50.0], [10.0]) == [0.0, 50.0]
+    assert viz._spread([5.0, 0.0, 100.0], [10.0, 10.0]) == [-2.5, 7.5, 100.0]
+
+
+def test_layout_puts_the_output_on_the_right_and_every_edge_runs_left_to_right():
+    s, names = small_expression()
+    graph = viz._graph(s, names)
+    where = viz.layout(graph)
+    root = graph.roots[0]
+    by_label = dict(zip(graph.labels, where.layer))
+    expected = {
+        "s": 0,
+        "Sum": 1,
+        "r": 2,
+        "ReLU": 3,
+        "z": 4,
+        "Add": 5,
+        "xw": 6,
+        "b": 6,
+        "Mul": 7,
+        "x": 8,
+        "w": 8,
+    }
+    assert by_label == expected
+    assert all(where.centres[root][0] > x for v, (x, _) in enumerate(where.centres) if v != root)
+    for (source, target, _), points in zip(graph.edges, where.routes):
+        xs = [x for x, _ in points]
+        assert xs == sorted(xs)
+        assert xs[0] == where.centres[source][0] + where.widths[source] / 2
+        assert xs[-1] == where.centres[target][0] - where.widths[target] / 2
+    width, height = where.size
+    assert all(0 < x < width and 0 < y < height for x, y in where.centres)
+
+
+FUNCTION_FILL, LEAF_FILL, OUTPUT_FILL = ((0.867, 0.910, 0.961), (0.749, 0.890, 0.706), (0.969, 0.773, 0.624))
+
+
+def test_draw_graph_writes_a_picture_of_the_nodes(tmp_path):
+    s, names = small_expression()
+    path = tmp_path / "graph.png"
+    assert viz.draw_graph(s, path, names=names, title="(x * w + b).relu().sum()") == str(path)
+    picture = read_rgb(path)
+    assert share_near(picture, (1.0, 1.0, 1.0), 0.02) < 0.95, "not blank"
+    for fill in (FUNCTION_FILL, LEAF_FILL, OUTPUT_FILL):
+        assert share_near(picture, fill, 0.02) > 1e-3
+    picture = read_rgb(viz.draw_graph(s, path, names=names, legend=False))  # the legend has swatches
+    output_columns = np.argwhere(np.abs(picture - OUTPUT_FILL).max(axis=-1) < 0.02)[:, 1]
+    function_columns = np.argwhere(np.abs(picture - FUNCTION_FILL).max(axis=-1) < 0.02)[:, 1]
+    assert output_columns.min() > function_columns.max(), "the output is drawn at the right end"
+    figure = viz.draw_graph(s, names=names)
+    assert isinstance(figure, Figure) and leftover_files(tmp_path) == []
+
+
+def test_a_graph_of_a_few_hundred_nodes_is_laid_out_and_drawn_within_the_pixel_limit(tmp_path):
+    model = minigen.nn.Sequential(
+        *[layer for _ in range(20) for layer in (minigen.nn.Linear(6, 6), minigen.nn.Tanh())]
+    )
+    x = minigen.randn(5, 6, requires_grad=True)
+    (g,) = minigen.grad(model(x).sum(), x, create_graph=True)
+    penalty = (((g**2).sum(dim=1).sqrt() - 1) ** 2).mean()  # a gradient penalty: long edges back
+    graph = viz._graph(penalty, dict(model.named_parameters()))
+    assert len(graph.kinds) > 300
+    where = viz.layout(graph)
+    assert len(where.layer) > 2 * len(graph.kinds)  # the long edges got their dummy nodes
+    picture = read_rgb(viz.draw_graph(penalty, tmp_path / "big.png"))
+    assert max(picture.shape[:2]) <= viz.MAX_GRAPH_PIXELS
