@@ -154,7 +154,7 @@ def _add_run_options(train) -> None:
     add(
         "--lr",
         type=POSITIVE_FLOAT,
-        help="Adam learning rate (default: 1e-3 VAE and ring GAN, 2e-4 image GAN)",
+        help="learning rate (default: 1e-3 VAE and ring GAN, 2e-4 image GAN; Adam, RMSprop for seed-*)",
     )
     add(
         "--lr-milestones", type=POSITIVE_INT, nargs="+", metavar="EPOCH",

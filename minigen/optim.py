@@ -1,4 +1,4 @@
-"""Optimisers: SGD (momentum, Nesterov, weight decay), Adam and AdamW, with PyTorch's API.
+"""Optimisers: SGD (momentum, Nesterov, weight decay), Adam, AdamW and RMSprop, with PyTorch's API.
 
 An optimiser holds parameter groups (each a dict of options with its ``params``) and
 per-parameter state. ``step()`` updates every parameter that has a ``.grad`` in place, on its
@@ -22,9 +22,15 @@ class Optimizer:
 
     ``params`` is an iterable of Tensors, or of dicts (parameter groups) each holding
     ``"params"`` and any options that override ``defaults`` for that group. Subclasses define
-    ``_check_options(group)`` and ``_update(param, grad, state, group)``, the latter working on
-    raw arrays.
+    ``_update(param, grad, state, group)``, working on raw arrays, and declare their options in
+    ``OPTIONS``: each option's name and its check (``check(options, name)`` raising ValueError,
+    or None for any value), run in that order on the defaults, on every group and on every
+    loaded state dict. A constructor hands its arguments over with
+    ``super().__init__(params, self._declared(locals()))``. A subclass may instead override
+    ``_check_options(options)`` itself.
     """
+
+    OPTIONS: dict | None = None  # None: the subclass checks its options in ``_check_options``
 
     def __init__(self, params, defaults: dict):
         if isinstance(params, Tensor):
@@ -113,8 +119,17 @@ class Optimizer:
             p._bump_version()
         return loss
 
+    @classmethod
+    def _declared(cls, arguments: dict) -> dict:
+        """The options of ``OPTIONS`` picked from a constructor's ``arguments`` (its locals())."""
+        return {name: arguments[name] for name in cls.OPTIONS}
+
     def _check_options(self, options: dict) -> None:
-        raise NotImplementedError
+        if self.OPTIONS is None:
+            raise NotImplementedError
+        for name, check in self.OPTIONS.items():
+            if check is not None:
+                check(options, name)
 
     def _update(self, param, grad, state: dict, group: dict) -> None:
         raise NotImplementedError
@@ -209,9 +224,33 @@ def _restored(value, p: Tensor, where: str):
     return Tensor(array.astype(dtype, copy=True))
 
 
-def _check_nonnegative(options: dict, key: str, label: str) -> None:
-    if not options[key] >= 0:  # also rejects nan
-        raise ValueError(f"Invalid {label}: {options[key]}")
+def _at_least_zero(label: str):
+    """The check of an option that must be >= 0, with PyTorch's message ("Invalid {label}: ...")."""
+
+    def check(options: dict, name: str) -> None:
+        if not options[name] >= 0:  # also rejects nan
+            raise ValueError(f"Invalid {label}: {options[name]}")
+
+    return check
+
+
+def _beta_pair(options: dict, name: str) -> None:
+    betas = options[name]
+    if len(betas) != 2:
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    for i, beta in enumerate(betas):
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+
+
+def _nesterov_needs_momentum(options: dict, name: str) -> None:
+    if options[name] and (options["momentum"] <= 0 or options["dampening"] != 0):
+        raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+
+
+# The checks the optimisers' OPTIONS tables share.
+_LR, _EPS = _at_least_zero("learning rate"), _at_least_zero("epsilon value")
+_MOMENTUM, _WEIGHT_DECAY = _at_least_zero("momentum value"), _at_least_zero("weight_decay value")
 
 
 def _descent_direction(xp, param, grad, weight_decay: float, maximize: bool):
@@ -238,33 +277,12 @@ class SGD(Optimizer):
     State: ``momentum_buffer`` (b).
     """
 
-    def __init__(
-        self,
-        params,
-        lr: float = 1e-3,
-        momentum: float = 0,
-        dampening: float = 0,
-        weight_decay: float = 0,
-        nesterov: bool = False,
-        *,
-        maximize: bool = False,
-    ):
-        defaults = {
-            "lr": lr,
-            "momentum": momentum,
-            "dampening": dampening,
-            "weight_decay": weight_decay,
-            "nesterov": nesterov,
-            "maximize": maximize,
-        }
-        super().__init__(params, defaults)
+    OPTIONS = {"lr": _LR, "momentum": _MOMENTUM, "dampening": None, "weight_decay": _WEIGHT_DECAY,
+               "nesterov": _nesterov_needs_momentum, "maximize": None}  # fmt: skip
 
-    def _check_options(self, options: dict) -> None:
-        _check_nonnegative(options, "lr", "learning rate")
-        _check_nonnegative(options, "momentum", "momentum value")
-        _check_nonnegative(options, "weight_decay", "weight_decay value")
-        if options["nesterov"] and (options["momentum"] <= 0 or options["dampening"] != 0):
-            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
+                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False):  # fmt: skip
+        super().__init__(params, self._declared(locals()))
 
     def _update(self, param, grad, state: dict, group: dict) -> None:
         xp = backend.xp_of(param)
@@ -307,39 +325,14 @@ class Adam(Optimizer):
     State: ``step`` (t), ``exp_avg`` (m), ``exp_avg_sq`` (v), ``max_exp_avg_sq`` (v_max).
     """
 
-    def __init__(
-        self,
-        params,
-        lr: float = 1e-3,
-        betas: tuple = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0,
-        amsgrad: bool = False,
-        *,
-        maximize: bool = False,
-        decoupled_weight_decay: bool = False,
-    ):
-        defaults = {
-            "lr": lr,
-            "betas": tuple(betas),
-            "eps": eps,
-            "weight_decay": weight_decay,
-            "amsgrad": amsgrad,
-            "maximize": maximize,
-            "decoupled_weight_decay": decoupled_weight_decay,
-        }
-        super().__init__(params, defaults)
+    OPTIONS = {"lr": _LR, "eps": _EPS, "betas": _beta_pair, "weight_decay": _WEIGHT_DECAY, "amsgrad": None,
+               "maximize": None, "decoupled_weight_decay": None}  # fmt: skip
 
-    def _check_options(self, options: dict) -> None:
-        _check_nonnegative(options, "lr", "learning rate")
-        _check_nonnegative(options, "eps", "epsilon value")
-        betas = options["betas"]
-        if len(betas) != 2:
-            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        for i, beta in enumerate(betas):
-            if not 0.0 <= beta < 1.0:
-                raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
-        _check_nonnegative(options, "weight_decay", "weight_decay value")
+    def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, amsgrad: bool = False, *, maximize: bool = False,
+                 decoupled_weight_decay: bool = False):  # fmt: skip
+        betas = tuple(betas)
+        super().__init__(params, self._declared(locals()))
 
     def _update(self, param, grad, state: dict, group: dict) -> None:
         xp = backend.xp_of(param)
@@ -384,20 +377,71 @@ class AdamW(Adam):
     not rescaled by Adam's per-coordinate step sizes. Default weight_decay 1e-2, as PyTorch.
     """
 
-    def __init__(
-        self,
-        params,
-        lr: float = 1e-3,
-        betas: tuple = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 1e-2,
-        amsgrad: bool = False,
-        *,
-        maximize: bool = False,
-    ):
+    def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False):  # fmt: skip
         super().__init__(
             params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, decoupled_weight_decay=True
         )
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Tieleman & Hinton 2012, lecture 6.5 of the course "Neural Networks for Machine
+    Learning"), centred as in Graves 2013, with momentum and weight decay: PyTorch's
+    ``torch.optim.RMSprop``, its algorithm box and defaults.
+
+    With g = grad (negated when ``maximize``) + weight_decay * p, at step t, from v_0 = 0:
+    v_t = alpha * v_{t-1} + (1 - alpha) * g^2, and u_t = v_t, or with ``centered``
+    a_t = alpha * a_{t-1} + (1 - alpha) * g (a_0 = 0) and u_t = v_t - a_t^2 (a variance);
+    s = g / (sqrt(u_t) + eps);  b_t = momentum * b_{t-1} + s (b_0 = 0) and p = p - lr * b_t when
+    momentum > 0, else p = p - lr * s. No bias correction, so the first steps are large: at t = 1,
+    |s| = 1 / sqrt(1 - alpha), 10 for the default alpha (uncentred, eps aside).
+    State: ``step`` (t, as PyTorch keeps it), ``square_avg`` (v), ``grad_avg`` (a, centred only),
+    ``momentum_buffer`` (b, with momentum only).
+    """
+
+    OPTIONS = {"lr": _LR, "alpha": _at_least_zero("alpha value"), "eps": _EPS, "weight_decay": _WEIGHT_DECAY,
+               "momentum": _MOMENTUM, "centered": None, "maximize": None}  # fmt: skip
+
+    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0, momentum: float = 0, centered: bool = False, *,
+                 maximize: bool = False):  # fmt: skip
+        super().__init__(params, self._declared(locals()))
+
+    def _update(self, param, grad, state: dict, group: dict) -> None:
+        xp = backend.xp_of(param)
+        # Python floats never upcast a float32 array (NumPy NEP 50); NumPy float64 scalars would.
+        lr, alpha, eps, momentum = (float(group[k]) for k in ("lr", "alpha", "eps", "momentum"))
+        d, _ = _descent_direction(xp, param, grad, float(group["weight_decay"]), group["maximize"])
+        # The buffers an option needs start at zero when first needed (also after a loaded state).
+        wanted = {"square_avg": True, "grad_avg": group["centered"], "momentum_buffer": momentum > 0}
+        for name in (name for name, needed in wanted.items() if needed and name not in state):
+            state[name] = Tensor(xp.zeros_like(param))
+        state["step"] = state.get("step", 0) + 1
+        v = state["square_avg"].data
+        scratch = xp.multiply(d, d)
+        scratch *= 1 - alpha
+        v *= alpha
+        v += scratch
+        if group["centered"]:
+            a = state["grad_avg"].data
+            xp.multiply(d, 1 - alpha, out=scratch)
+            a *= alpha
+            a += scratch
+            xp.multiply(a, a, out=scratch)
+            xp.subtract(v, scratch, out=scratch)
+            denominator = xp.sqrt(scratch, out=scratch)
+        else:
+            denominator = xp.sqrt(v, out=scratch)
+        denominator += eps
+        step = xp.divide(d, denominator, out=scratch)
+        if momentum > 0:
+            b = state["momentum_buffer"].data
+            b *= momentum
+            b += step
+            step = xp.multiply(b, lr, out=scratch)
+        else:
+            step *= lr
+        param -= step
 
 
 class MultiStepLR:

@@ -14,7 +14,8 @@ from minigen import families, metrics, nn, training
 from minigen.families.base import SAMPLES_PER_CLASS, one_hot, tile_labels
 from minigen.families.cgan import ConditionalDCGAN
 from minigen.families.cvae import ConditionalVAE
-from minigen.generative import vae
+from minigen.generative import gan, vae
+from minigen.optim import RMSprop
 
 PACKAGE = Path(__file__).resolve().parent.parent / "minigen"
 
@@ -31,7 +32,7 @@ def values(t):
 
 
 def test_the_registry_names_every_family_once_and_the_command_line_offers_them():
-    assert training.MODELS == ("vae", "conv-vae", "gan", "dcgan", "cvae", "cgan")
+    assert training.MODELS == ("vae", "conv-vae", "gan", "dcgan", "cvae", "cgan", "seed-gan", "seed-vae")
     for name, family in families.FAMILIES.items():
         assert family.name == name and family.summary
         assert set(family.options) <= set(families.base.OPTIONS)
@@ -72,6 +73,81 @@ def test_no_function_in_the_library_is_over_45_lines():
                 if length > 45:
                     long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} ({length} lines)")
     assert long == []
+
+
+# --- the seed chapter's listings, corrected ----------------------------------------------------
+
+
+def _layers(sequential):
+    """Each layer's class name, with its weight's shape for a Linear."""
+    return [
+        type(m).__name__ + (str(tuple(m.weight.shape)) if isinstance(m, nn.Linear) else "")
+        for m in sequential
+    ]
+
+
+def test_the_seed_families_build_the_listings_architectures_with_rmsprop():
+    config = training.TrainConfig(model="seed-gan", data="mnist").resolved()
+    model = families.get("seed-gan").build(config, (1, 28, 28), 10)
+    assert _layers(model.generator) == [
+        "Linear(256, 100)",
+        "ReLU",
+        "Linear(784, 256)",
+        "Sigmoid",
+        "Unflatten",
+    ]
+    assert _layers(model.discriminator) == [
+        "Flatten",
+        "Linear(256, 784)",
+        "ReLU",
+        "Linear(1, 256)",
+        "Flatten",
+    ]
+    optimizers = families.get("seed-gan").optimizers(config, model)
+    for name, part in (
+        ("generator_optimizer", model.generator),
+        ("discriminator_optimizer", model.discriminator),
+    ):
+        assert type(optimizers[name]) is RMSprop and optimizers[name].param_groups[0]["lr"] == 1e-3
+        assert optimizers[name].param_groups[0]["params"] == list(part.parameters())
+    config = training.TrainConfig(model="seed-vae", data="mnist").resolved()
+    model = families.get("seed-vae").build(config, (1, 28, 28), 10)
+    shapes = {name: tuple(p.shape) for name, p in model.named_parameters() if name.endswith("weight")}
+    assert shapes == {
+        "fc1.weight": (256, 784), "fc21.weight": (20, 256), "fc22.weight": (20, 256), "fc3.weight": (256, 20),
+        "fc4.weight": (784, 256),
+    }  # fmt: skip
+    (optimizer,) = families.get("seed-vae").optimizers(config, model).values()
+    assert type(optimizer) is RMSprop and optimizer.param_groups[0]["lr"] == 1e-3
+    with pytest.raises(ValueError, match="activation must be one of"):
+        gan.MLPGAN(activation="tanh")
+
+
+def _log_sigmoid(l):
+    return -np.logaddexp(0.0, -l)
+
+
+def test_a_seed_gan_step_trains_d_on_the_minimax_loss_and_g_on_the_non_saturating_one():
+    """d_loss = -mean log D(x) - mean log(1 - D(G(z))) with D before its step, g_loss =
+    -mean log D(G(z)) with D after it, D = sigmoid(logit), and both networks move."""
+    family = families.get("seed-gan")
+    config = training.TrainConfig(model="seed-gan", latent_dim=3).resolved()
+    model = family.build(config, (1, 8, 8), 10).double()
+    optimizers = family.optimizers(config, model)
+    real = minigen.rand(6, 1, 8, 8, dtype=minigen.float64)
+    minigen.manual_seed(5)
+    with minigen.no_grad():
+        fake = model.generator(model.sample_noise(6))
+        real_logits, fake_logits = values(model.discriminator(real)), values(model.discriminator(fake))
+    before = {name: values(p).copy() for name, p in model.named_parameters()}
+    minigen.manual_seed(5)
+    losses = family.step(model, optimizers, real, config, 1)
+    expected_d = -_log_sigmoid(real_logits).mean() - _log_sigmoid(-fake_logits).mean()
+    np.testing.assert_allclose(losses["d_loss"].item(), expected_d, rtol=1e-12)
+    with minigen.no_grad():
+        after_d_step = values(model.discriminator(fake))  # G has stepped too, but fake was drawn before
+    np.testing.assert_allclose(losses["g_loss"].item(), -_log_sigmoid(after_d_step).mean(), rtol=1e-12)
+    assert all(not np.array_equal(before[name], values(p)) for name, p in model.named_parameters())
 
 
 # --- eval mode as a context manager ------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 
 import minigen
 from minigen import io
-from minigen.optim import SGD, Adam, AdamW, MultiStepLR, Optimizer
+from minigen.optim import SGD, Adam, AdamW, MultiStepLR, Optimizer, RMSprop
 
 SHAPES = [(3, 4), (5,)]
 STEPS = 5
@@ -92,6 +92,27 @@ def adam_reference(
     return p
 
 
+def rmsprop_reference(
+    p, grads, lr, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False, maximize=False
+):
+    """torch.optim.RMSprop's algorithm box in float64."""
+    p, v, b, g_avg = p.copy(), np.zeros_like(p), np.zeros_like(p), np.zeros_like(p)
+    for g in grads:
+        g = -g if maximize else g
+        g = g + weight_decay * p
+        v = alpha * v + (1 - alpha) * g * g
+        v_tilde = v
+        if centered:
+            g_avg = alpha * g_avg + (1 - alpha) * g
+            v_tilde = v - g_avg * g_avg
+        if momentum > 0:
+            b = momentum * b + g / (np.sqrt(v_tilde) + eps)
+            p = p - lr * b
+        else:
+            p = p - lr * g / (np.sqrt(v_tilde) + eps)
+    return p
+
+
 SGD_CASES = [
     {"lr": 0.1},
     {"lr": 0.1, "momentum": 0.9},
@@ -111,26 +132,39 @@ ADAM_CASES = [
 ]
 
 
+RMSPROP_CASES = [
+    {"lr": 0.01},
+    {"lr": 0.01, "alpha": 0.9, "eps": 1e-3},
+    {"lr": 0.01, "momentum": 0.9},
+    {"lr": 0.01, "centered": True},
+    {"lr": 0.01, "weight_decay": 0.3},
+    {"lr": 0.01, "maximize": True},
+    {"lr": 0.005, "alpha": 0.8, "weight_decay": 0.1, "momentum": 0.5, "centered": True, "maximize": True},
+]
+
+
 def _assert_matches(params, expected, rtol=1e-12):
     for p, e in zip(params, expected):
         np.testing.assert_allclose(_host(p), e, rtol=rtol, atol=rtol)
 
 
-@pytest.mark.parametrize("options", SGD_CASES, ids=lambda o: ",".join(o))
-def test_sgd_matches_its_update_formula(options, device):
-    p0, grads = _problem()
-    params = _leaves(p0, device)
-    _run(SGD(params, **options), params, grads, range(STEPS), device)
-    expected = [sgd_reference(p, [g[i] for g in grads], **options) for i, p in enumerate(p0)]
-    _assert_matches(params, expected)
+FORMULA_CASES = [
+    *[(SGD, sgd_reference, options) for options in SGD_CASES],
+    *[(Adam, adam_reference, options) for options in ADAM_CASES],
+    *[(RMSprop, rmsprop_reference, options) for options in RMSPROP_CASES],
+]
 
 
-@pytest.mark.parametrize("options", ADAM_CASES, ids=lambda o: ",".join(o))
-def test_adam_matches_its_update_formula(options, device):
+@pytest.mark.parametrize(
+    ("optimizer", "reference", "options"),
+    FORMULA_CASES,
+    ids=[f"{cls.__name__}-{','.join(options)}" for cls, _, options in FORMULA_CASES],
+)
+def test_optimizer_matches_its_update_formula(optimizer, reference, options, device):
     p0, grads = _problem()
     params = _leaves(p0, device)
-    _run(Adam(params, **options), params, grads, range(STEPS), device)
-    expected = [adam_reference(p, [g[i] for g in grads], **options) for i, p in enumerate(p0)]
+    _run(optimizer(params, **options), params, grads, range(STEPS), device)
+    expected = [reference(p, [g[i] for g in grads], **options) for i, p in enumerate(p0)]
     _assert_matches(params, expected)
 
 
@@ -142,6 +176,66 @@ def test_adamw_matches_its_update_formula(options, device):
     options = {"weight_decay": 1e-2, **options}  # AdamW's default decay
     expected = [adam_reference(p, [g[i] for g in grads], decoupled=True, **options) for i, p in enumerate(p0)]
     _assert_matches(params, expected)
+
+
+@pytest.mark.parametrize("options", RMSPROP_CASES, ids=lambda o: ",".join(o))
+def test_rmsprop_matches_pytorch(options):
+    torch = pytest.importorskip("torch")
+    p0, grads = _problem()
+    params = _leaves(p0)
+    ours = RMSprop(params, **options)
+    _run(ours, params, grads, range(STEPS))
+    theirs = [torch.tensor(p, requires_grad=True) for p in p0]
+    opt = torch.optim.RMSprop(theirs, **options)
+    for step_grads in grads:
+        for p, g in zip(theirs, step_grads):
+            p.grad = torch.tensor(g)
+        opt.step()
+    _assert_matches(params, [p.detach().numpy() for p in theirs])
+    for i in range(len(p0)):  # the same state entries, holding the same values
+        mine, torchs = ours.state_dict()["state"][i], opt.state_dict()["state"][i]
+        assert set(mine) == set(torchs) and mine["step"] == int(torchs["step"]) == STEPS
+        for name in set(mine) - {"step"}:
+            np.testing.assert_allclose(_host(mine[name]), torchs[name].numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_rmsprop_has_pytorchs_defaults_and_state():
+    p0, grads = _problem()
+    params = _leaves(p0)
+    opt = RMSprop(params)
+    assert {k: v for k, v in opt.param_groups[0].items() if k != "params"} == {
+        "lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0, "momentum": 0, "centered": False,
+        "maximize": False,
+    }  # fmt: skip
+    _run(opt, params, grads, range(2))
+    assert set(opt.state_dict()["state"][0]) == {"step", "square_avg"}
+    both = RMSprop(_leaves(p0), momentum=0.9, centered=True)
+    _run(both, both.param_groups[0]["params"], grads, range(1))
+    assert set(both.state_dict()["state"][0]) == {"step", "square_avg", "momentum_buffer", "grad_avg"}
+    assert both.state_dict()["state"][0]["step"] == 1
+
+
+def test_rmsprop_first_step_is_lr_over_sqrt_one_minus_alpha_times_sign():
+    """No bias correction: v_1 = (1 - alpha) g^2, so each coordinate moves by
+    lr * sign(g) / sqrt(1 - alpha), here 0.25 / 0.2."""
+    g = np.array([-4.0, -0.01, 0.5, 100.0])
+    p = minigen.tensor(np.zeros(4), requires_grad=True)
+    p.grad = minigen.tensor(g)
+    RMSprop([p], lr=0.25, alpha=0.96, eps=0.0).step()
+    np.testing.assert_allclose(_host(p), -0.25 * np.sign(g) / 0.2, rtol=1e-14)
+
+
+def test_centered_momentum_and_maximize_change_rmsprop_s_result():
+    """The cases above would not catch an ignored option if it made no difference here."""
+    p0, grads = _problem()
+    runs = {}
+    variants = {"plain": {}, "centered": {"centered": True}, "momentum": {"momentum": 0.9}}
+    for name, options in {**variants, "maximize": {"maximize": True}}.items():
+        params = _leaves(p0)
+        _run(RMSprop(params, lr=0.01, **options), params, grads, range(STEPS))
+        runs[name] = _host(params[0])
+    for name in ("centered", "momentum", "maximize"):
+        assert not np.allclose(runs["plain"], runs[name]), name
 
 
 def test_amsgrad_and_maximize_change_the_result():
@@ -223,7 +317,13 @@ def test_step_checks_the_gradient_shape():
 
 
 @pytest.mark.parametrize(
-    "make", [lambda ps: SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1), Adam, AdamW]
+    "make",
+    [
+        lambda ps: SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1),
+        Adam,
+        AdamW,
+        lambda ps: RMSprop(ps, momentum=0.9, centered=True, weight_decay=0.1),
+    ],
 )
 def test_step_updates_in_place_without_a_graph(make, device):
     p0, grads = _problem()
@@ -254,6 +354,9 @@ def test_step_leaves_the_gradient_untouched():
         lambda ps: SGD(ps, lr=np.float64(0.1), momentum=np.float64(0.9), weight_decay=np.float64(0.1)),
         lambda ps: Adam(ps, lr=np.float64(0.1), betas=(np.float64(0.9), 0.99), amsgrad=True),
         lambda ps: AdamW(ps, lr=0.1, weight_decay=np.float64(0.1)),
+        lambda ps: RMSprop(
+            ps, lr=np.float64(0.01), alpha=np.float64(0.9), momentum=np.float64(0.5), centered=True
+        ),
     ],
 )
 def test_float32_parameters_stay_float32(make, device):
@@ -372,6 +475,9 @@ RESUMABLE = {
     "sgd-nesterov": lambda groups: SGD(groups, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.1),
     "adam-amsgrad": lambda groups: Adam(groups, lr=0.1, amsgrad=True, weight_decay=0.1),
     "adamw": lambda groups: AdamW(groups, lr=0.1, betas=(0.8, 0.9)),
+    "rmsprop-centered-momentum": lambda groups: RMSprop(
+        groups, lr=0.1, alpha=0.9, momentum=0.5, centered=True, weight_decay=0.1
+    ),
 }
 
 
@@ -477,6 +583,12 @@ def _param():
         (lambda p: Adam(p, betas=(0.9,)), "betas must be a pair"),
         (lambda p: Adam(p, weight_decay=-0.1), "Invalid weight_decay value"),
         (lambda p: AdamW(p, betas=(0.9, 1.5)), "Invalid beta parameter at index 1: 1.5"),
+        (lambda p: RMSprop(p, lr=-0.01), "Invalid learning rate: -0.01"),
+        (lambda p: RMSprop(p, alpha=-0.5), "Invalid alpha value: -0.5"),
+        (lambda p: RMSprop(p, alpha=math.nan), "Invalid alpha value: nan"),
+        (lambda p: RMSprop(p, eps=-1e-8), "Invalid epsilon value: -1e-08"),
+        (lambda p: RMSprop(p, momentum=-0.9), "Invalid momentum value: -0.9"),
+        (lambda p: RMSprop(p, weight_decay=-1), "Invalid weight_decay value: -1"),
     ],
 )
 def test_invalid_options_raise(make, message):

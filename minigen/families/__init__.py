@@ -7,7 +7,7 @@ model is one new module that defines its Family, plus its line here.
 
 from __future__ import annotations
 
-from minigen.families import cgan, cvae, gan, vae
+from minigen.families import cgan, cvae, gan, seed, vae
 from minigen.families.base import Family
 
 FAMILIES = {
@@ -19,6 +19,8 @@ FAMILIES = {
         gan.DCGAN,
         cvae.CVAE,
         cgan.CGAN,
+        seed.SEED_GAN,
+        seed.SEED_VAE,
     )
 }
 

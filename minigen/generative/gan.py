@@ -216,13 +216,18 @@ class GAN(nn.Module):
             return self.generator(self.sample_noise(n))
 
 
-def _mlp(sizes, first=(), last=()):
-    """``first``, then Linear layers through ``sizes`` with LeakyReLU(0.2) between them, then ``last``."""
+# The hidden activations an MLPGAN may use, by name: each entry makes a fresh layer.
+ACTIVATIONS = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "relu": nn.ReLU}
+
+
+def _mlp(sizes, first=(), last=(), activation="leaky_relu"):
+    """``first``, then Linear layers through ``sizes`` with ``ACTIVATIONS[activation]`` between
+    them, then ``last``."""
     layers = list(first)
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(fan_in, fan_out))
         if i < len(sizes) - 2:
-            layers.append(nn.LeakyReLU(0.2))
+            layers.append(ACTIVATIONS[activation]())
     return nn.Sequential(*layers, *last)
 
 
@@ -254,7 +259,9 @@ class MLPGAN(GAN):
     (``output="linear"``: unbounded data such as the 2-D ring), reshaped to (N, *data_shape).
     Discriminator: the mirror image, prod(data_shape) -> reversed(hidden_dims)... -> 1 with
     LeakyReLU(0.2), returning logits of shape (N,). LeakyReLU in G too (rather than ReLU)
-    keeps a small MLP generator from losing units to dead ReLUs. PyTorch's default init.
+    keeps a small MLP generator from losing units to dead ReLUs; ``activation="relu"`` puts
+    ReLU in both networks instead (the Keras listing of chapter 09, section 10). PyTorch's
+    default init.
 
     The classic MNIST model is the default: G 100-256-784 sigmoid, D 784-256-1. For the ring:
     ``MLPGAN(data_shape=(2,), noise_dim=..., hidden_dims=(128, 128), output="linear")``.
@@ -271,6 +278,7 @@ class MLPGAN(GAN):
         hidden_dims=(256,),
         output="sigmoid",
         pack: int = 1,
+        activation: str = "leaky_relu",
     ):
         data_shape = _check_shape("data_shape", data_shape)
         _check_positive_int("noise_dim", noise_dim)
@@ -279,16 +287,24 @@ class MLPGAN(GAN):
             raise ValueError(f"hidden_dims must be positive ints; got {hidden_dims!r}")
         if output not in self.OUTPUTS:
             raise ValueError(f"output must be one of {self.OUTPUTS}; got {output!r}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}; got {activation!r}")
         features = math.prod(data_shape)
         squash = (nn.Sigmoid(),) if output == "sigmoid" else ()
-        generator = _mlp((noise_dim, *hidden_dims, features), last=(*squash, nn.Unflatten(1, data_shape)))
+        generator = _mlp(
+            (noise_dim, *hidden_dims, features),
+            last=(*squash, nn.Unflatten(1, data_shape)),
+            activation=activation,
+        )
         # the final Flatten(0) turns the (N, 1) output into N logits
         packing = (Pack(pack),) if pack != 1 else (nn.Flatten(),)
         discriminator = _mlp(
-            (pack * features, *reversed(hidden_dims), 1), first=packing, last=(nn.Flatten(0),)
-        )
+            (pack * features, *reversed(hidden_dims), 1), first=packing, last=(nn.Flatten(0),),
+            activation=activation,
+        )  # fmt: skip
         super().__init__(generator, discriminator, noise_dim)
         self.data_shape, self.hidden_dims, self.output, self.pack = data_shape, hidden_dims, output, pack
+        self.activation = activation
 
 
 def _dcgan_init_(module: nn.Module) -> None:
