@@ -1,7 +1,7 @@
 """The ``minigen`` command line.
 
-minigen train MODEL [options]   train a model (vae, conv-vae, gan, dcgan, cvae, cgan: the families
-                                registered in minigen.families), writing samples and a checkpoint
+minigen train MODEL [options]   train a model (vae, conv-vae, gan, dcgan, cvae, cgan, seed-gan, seed-vae:
+                                the families in minigen.families), writing samples and a checkpoint
 minigen sample DIR              draw a grid of samples from a trained run
 minigen evaluate DIR            Frechet distance, coverage; VAEs: test ELBO, IWAE NLL
 minigen gradcheck               check every primitive's gradients
