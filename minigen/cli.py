@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from minigen import backend, data, families, training, viz
 from minigen.checks import CASES, run_case
-from minigen.generative import gan
+from minigen.generative import gan, vae
 
 
 def gradcheck_command(args) -> int:
@@ -148,9 +148,11 @@ def _add_train(commands) -> None:
 def _add_run_options(train) -> None:
     add = train.add_argument
     add("--data", default="digits", choices=data.KNOWN, help="data set (default: digits, offline)")
-    add("--epochs", type=POSITIVE_INT, help="epochs (default: 60 digits, 10 MNIST, 768 ring)")
-    add("--batch-size", type=POSITIVE_INT, default=128, help="examples per step (default: 128)")
-    add("--latent-dim", type=POSITIVE_INT, help="latent size (default: 20 VAE, 100 GAN, 8 ring)")
+    add("--epochs", type=POSITIVE_INT, help="epochs (default: 60 digits, 100 vae digits, 10 MNIST, 768 ring)")
+    add("--batch-size", type=POSITIVE_INT, help="examples per step (default: 128; 32 vae digits)")
+    add(
+        "--latent-dim", type=POSITIVE_INT, help="latent size (default: 20 VAE, 4 vae digits, 100 GAN, 8 ring)"
+    )
     add(
         "--lr",
         type=POSITIVE_FLOAT,
@@ -174,6 +176,11 @@ def _add_family_options(train) -> None:
         "family options (an error for a family that does not read them)"
     ).add_argument
     add("--beta", type=NON_NEGATIVE, help="VAEs: weight of the KL term, beta-VAE (default: 1)")
+    add(
+        "--likelihood", choices=vae.LIKELIHOODS,
+        help=f"VAEs: p(x|z), Gaussian has std {vae.PIXEL_STD} (default: bernoulli; vae on digits: gaussian)",
+    )  # fmt: skip
+    add("--hidden-layers", type=POSITIVE_INT, help="vae: hidden layers each side (default: 1; 2 on digits)")
     add("--loss", choices=gan.LOSSES, help="GANs: the objective (default: non-saturating)")
     add("--gp-weight", type=NON_NEGATIVE, help="GANs: gradient-penalty weight (default: 10 for wasserstein)")
     add(

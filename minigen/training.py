@@ -41,6 +41,7 @@ from minigen.optim import MultiStepLR
 
 MODELS = tuple(families.FAMILIES)
 NOT_LOSSES = ("epoch", "step", "seconds")  # metrics.jsonl fields that losses.png leaves out
+BATCH_SIZE = 128  # where neither the run nor its family's data defaults say
 FAST_EPOCHS = 2  # MINIGEN_FAST=1: notebooks and CI only check that everything runs
 RING_SNAPSHOTS = 8  # ring.png: this many snapshots spread over the run
 POINTS_PICTURED, IMAGES_PICTURED = 512, 64  # the fixed latent points drawn every epoch
@@ -69,9 +70,11 @@ class TrainConfig:
     model: str = "vae"
     data: str = "digits"
     epochs: int | None = None
-    batch_size: int = 128
+    batch_size: int | None = None
     latent_dim: int | None = None
     beta: float | None = None
+    likelihood: str | None = None
+    hidden_layers: int | None = None
     lr: float | None = None
     loss: str | None = None
     gp_weight: float | None = None
@@ -103,7 +106,11 @@ def resolve(config: TrainConfig) -> TrainConfig:
             f"{', '.join(n.replace('_', '-') for n in foreign)} does not apply to {family.name!r} "
             f"({family.name} reads {', '.join(family.options) or 'no family options'})"
         )
+    epochs_unset = settings["epochs"] is None
+    family.fill_for_data(settings)
     _fill_data_defaults(settings, family)
+    if epochs_unset and os.environ.get("MINIGEN_FAST") == "1":
+        settings["epochs"] = min(settings["epochs"], FAST_EPOCHS)
     family.fill(settings)
     _fill_run_defaults(settings)
     _check_common(settings)
@@ -113,10 +120,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
 
 def _fill_data_defaults(settings: dict, family) -> None:
     defaults = DATA_DEFAULTS[settings["data"]]
-    fast = os.environ.get("MINIGEN_FAST") == "1"
-    if settings["epochs"] is None:
-        settings["epochs"] = min(defaults["epochs"], FAST_EPOCHS) if fast else defaults["epochs"]
-    for name in ("lr", "latent_dim", *family.options):
+    for name in ("epochs", "lr", "latent_dim", *family.options):
         if settings[name] is None and name in defaults:
             settings[name] = defaults[name]
     if settings["lr_milestones"] is None:
@@ -125,6 +129,8 @@ def _fill_data_defaults(settings: dict, family) -> None:
 
 
 def _fill_run_defaults(settings: dict) -> None:
+    if settings["batch_size"] is None:
+        settings["batch_size"] = BATCH_SIZE
     settings["lr_milestones"] = sorted(int(m) for m in settings["lr_milestones"])
     settings["device"] = backend.normalize_device(settings["device"] or backend.default_device())
     settings["out"] = settings["out"] or os.path.join("runs", f"{settings['model']}-{settings['data']}")
@@ -206,7 +212,8 @@ class _Session:
         backend.manual_seed(config.seed)
         shape = self.train_set.example_shape
         self.model = build_model(config, shape, self.train_set.num_classes)
-        count = POINTS_PICTURED if len(shape) == 1 else IMAGES_PICTURED
+        self.models_points = len(shape) == 1
+        count = POINTS_PICTURED if self.models_points else IMAGES_PICTURED
         self.pictured = self.family.picture_inputs(self.model, config, count)
         self.optimizers = self.family.optimizers(config, self.model)
         schedules = {
@@ -263,32 +270,38 @@ class _Session:
             print(f"epoch {record['epoch']}/{config.epochs}: {shown}", file=sys.stderr)
         _write_text(self.out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.records))
         _save_checkpoint(self.checkpoint, config, self.model, self.stateful, self.loader, record["epoch"])
-        self.pictures(record["epoch"])
-        viz.loss_curves(
-            self.records, self.out / "losses.png", keys=[k for k in record if k not in NOT_LOSSES]
-        )
+        if self.pictured_epoch(record["epoch"]):
+            self.pictures(record["epoch"])
+            viz.loss_curves(
+                self.records, self.out / "losses.png", keys=[k for k in record if k not in NOT_LOSSES]
+            )
+
+    def pictured_epoch(self, epoch: int) -> bool:
+        """Whether ``epoch`` draws pictures: the last, and evenly spaced ones before it, about
+        RING_SNAPSHOTS times over a run on 2-D points and SAMPLE_GRIDS times on images (a
+        picture costs time that training needs: a tenth of a second or more against a few
+        milliseconds per step)."""
+        epochs = self.config.epochs
+        every = epochs // RING_SNAPSHOTS if self.models_points else math.ceil(epochs / SAMPLE_GRIDS)
+        return epoch % max(1, every) == 0 or epoch == epochs
 
     def pictures(self, epoch: int) -> None:
-        """The samples of the fixed latent points (the same every epoch, so progress is
-        visible), then the family's pictures of the epoch. For 2-D points ``ring.png``:
-        RING_SNAPSHOTS snapshots spread over the run, the picture of how the modes are found (or
-        lost). For images ``samples.png`` every epoch, and a copy in ``epochs/`` about
-        SAMPLE_GRIDS times over the run (pictures cost time that training needs)."""
+        """The samples of the fixed latent points (the same every time, so progress is
+        visible), then the family's pictures of the epoch. For 2-D points ``ring.png``: the
+        last RING_SNAPSHOTS snapshots, the picture of how the modes are found (or lost). For
+        images ``samples.png`` and a copy in ``epochs/``."""
         z, labels = self.pictured
         with self.model.eval_mode():
             samples = backend.to_host(self.family.draw(self.family.condition(self.model, labels), z).data)
-        epochs = self.config.epochs
-        if samples.ndim == 2:
-            if epoch % max(1, epochs // RING_SNAPSHOTS) == 0 or epoch == epochs:
-                self.history.append((f"epoch {epoch}", samples))
-                viz.ring_scatter(self.history[-RING_SNAPSHOTS:], self.out / "ring.png", modes=data.RING_MODES)
+        if self.models_points:
+            self.history.append((f"epoch {epoch}", samples))
+            viz.ring_scatter(self.history[-RING_SNAPSHOTS:], self.out / "ring.png", modes=data.RING_MODES)
         else:
             columns = self.family.grid_columns(self.model, len(samples))
             viz.image_grid(samples, self.out / "samples.png", nrow=columns)
-            if epoch % max(1, math.ceil(epochs / SAMPLE_GRIDS)) == 0 or epoch == epochs:
-                (self.out / "epochs").mkdir(exist_ok=True)
-                path = self.out / "epochs" / f"samples-{epoch:03d}.png"
-                viz.image_grid(samples, path, nrow=columns, title=f"epoch {epoch}")
+            (self.out / "epochs").mkdir(exist_ok=True)
+            path = self.out / "epochs" / f"samples-{epoch:03d}.png"
+            viz.image_grid(samples, path, nrow=columns, title=f"epoch {epoch}")
         self.family.epoch_pictures(self.model, self.test_set, self.config, self.out)
 
 

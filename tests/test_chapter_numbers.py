@@ -280,6 +280,15 @@ def training_ranges(text):
     return (*spread, curve[55], curve[60])
 
 
+def seed_listing_run(text):
+    """Notebook 09, section 8.3: the listing's mean D(G(z)) at steps 1 and 10, the norm of the
+    gradient reaching G at steps 1 and 10, and the first step at which that norm is 0."""
+    (d_1, g_1), (d_10, g_10) = (
+        values(rf"^listing step +{n}: mean D\(G\(z\)\) (\S+),.* reaching G (\S+)$", text) for n in (1, 10)
+    )
+    return d_1, d_10, g_1, g_10, *values(r"^first step at which G's gradient is exactly 0 .*: (\d+)$", text)
+
+
 NUMBERS = [
     # 01 · Generative models
     N(
@@ -1112,12 +1121,12 @@ NUMBERS = [
         ),
         "ceil",
     ),
-    N("08", "after the last epoch ([[42]] s on this machine, pictures included)", r"^60 epochs in (\d+) s;"),
+    N("08", "after the last epoch ([[65]] s on this machine, pictures included)", r"^60 epochs in (\d+) s;"),
     N(
         "08",
-        "1,000 samples score a Frechet distance of **[[5.59]]** against the 360 test digits (1,000 real "
-        "training digits: [[1.93]]; an untrained DCGAN: [[333.55]]) and cover all 10 classes (KL of the "
-        "class histogram to uniform [[0.059]])",
+        "1,000 samples score a Frechet distance of **[[6.80]]** against the 360 test digits (1,000 real "
+        "training digits: [[1.93]]; an untrained DCGAN: [[333.89]]) and cover all 10 classes (KL of the "
+        "class histogram to uniform [[0.072]])",
         r"^real training images +Frechet distance +(?P<b>\S+) "
         r".*\ntrained DCGAN +Frechet distance +(?P<a>\S+) "
         r"+classes covered 10/10 +KL to uniform (?P<d>\S+) "
@@ -1140,15 +1149,15 @@ NUMBERS = [
     ),
     N(
         "08",
-        "Without packing, the generator puts [[1,258]] of its 2,000 samples within 0.06 of just two "
-        "neighbouring modes ([[616]] and [[642]]) and [[7]]-[[16]] near each of the other six: [[2]] of 8 "
-        "modes covered, [[66.0]]% high quality",
+        "Without packing, the generator puts [[1,451]] of its 2,000 samples within 0.06 of just two "
+        "modes ([[232]] and [[1,219]], with an empty mode between them) and [[0]]-[[10]] near each of the "
+        "other six: [[2]] of 8 modes covered, [[74.5]]% high quality",
         unpacked_ring,
     ),
     N(
         "08",
-        "**all 8 modes** hold between [[92]] and [[191]] samples within $0.3$ of them, but the samples are "
-        r"not yet sharp: [[19.4]]% within $0.06$ ([[2]] modes covered by the strict rule)",
+        "**all 8 modes** hold between [[71]] and [[249]] samples within $0.3$ of them, but the samples are "
+        r"not yet sharp: [[19.8]]% within $0.06$ ([[2]] modes covered by the strict rule)",
         joined(
             listed(r"^ +within 0\.3 of a mode: modes covered 8/8, share \S+, per mode \[(.*)\]$", min, max),
             r"^pack 4: modes covered (?P<b>\d)/8, high quality (?P<a>\S+)%",
@@ -1206,7 +1215,7 @@ NUMBERS = [
     N(
         "08",
         "On the digits, with a classifier of [[98.6]]% test accuracy and 1,000 samples each: real "
-        "training images [[1.93]], the trained DCGAN [[5.59]] (10/10 classes), an untrained DCGAN [[333.55]]",
+        "training images [[1.93]], the trained DCGAN [[6.80]] (10/10 classes), an untrained DCGAN [[333.89]]",
         joined(
             r"^feature classifier test accuracy (\S+)%$",
             r"^real training images +Frechet distance +(\S+) .*\ntrained DCGAN +Frechet distance +(\S+) .*\n"
@@ -1214,6 +1223,32 @@ NUMBERS = [
         ),
     ),
     # 09 · VAE vs GAN in practice
+    # Section 9.5: the R1 penalty (notebook section 9).
+    N(
+        "08",
+        r"$\frac1N\sum_i\lVert Ax_i\rVert^2$ ([[17.6967]] for 32 points)",
+        r"^quadratic critic: r1_penalty = (\S+) ",
+    ),
+    N(
+        "08",
+        "without a penalty the minimax game's radius grows from [[1.414]] to [[2.756]]",
+        r"^minimax +gamma 0: radius (\S+) -> \S+ \(step 500\) -> (\S+) \(step 1000\)$",
+    ),
+    N(
+        "08",
+        "circle of radius about 0.47 and stays there ([[0.52]] at step 500, [[0.47]] at 1,000)",
+        r"^non-saturating +gamma 0: radius \S+ -> (\S+) \(step 500\) -> (\S+) \(step 1000\)$",
+    ),
+    N(
+        "08",
+        "**8 of 8 modes covered with [[77.5]]% high-quality samples**, [[183]] to [[215]] of the 2,000 "
+        "samples within 0.06 of each mode, against [[2]] of 8 and [[74.5]]% without it",
+        joined(
+            r"^R1, gamma 0\.1 +modes covered 8/8, high quality (\S+)%",
+            listed(r"^R1, gamma 0\.1 +modes covered 8/8, high quality \S+%, per mode \[([^]]*)\]", min, max),
+            r"^no penalty +modes covered (\d)/8, high quality (\S+)%",
+        ),
+    ),
     N(
         "09",
         "each side computed by its own integral ($[[-2.14239802]]$ both ways)",
@@ -1245,7 +1280,8 @@ NUMBERS = [
     ),
     N(
         "09",
-        "On the digits it reaches [[98.61]]% test accuracy (notebook, first cell)",
+        "the classifier of 3 epochs, which reaches [[98.61]]% test accuracy on the digits (notebook, "
+        "first cell",
         scaled(r"; test accuracy (\S+)$", 100),
     ),
     N(
@@ -1629,6 +1665,51 @@ NUMBERS = [
         "09",
         "but its reconstructions of real test images, which no longer depend on the prior, score [[62.64]]",
         r"^  VAE reconstructions of test images +(\S+)$",
+    ),
+    # Section 10: the seed chapter's listings, corrected (notebook section 8).
+    N(
+        "09",
+        r"at $l = -10$ the listing's gradient is $[[-4.540\times10^{-5}]]$ and the non-saturating one "
+        r"$[[-1.000]]$. At $l = 10$ the listing's is again $[[-4.540\times10^{-5}]]$, where the minimax "
+        r"gradient is $[[-1.000]]$",
+        joined(
+            r"^listing -y_pred +d loss / d l at l = -10, 0, 10: ([^,]+),",
+            r"^non-saturating +d loss / d l at l = -10, 0, 10: ([^,]+),",
+            r"^listing -y_pred +d loss / d l at l = -10, 0, 10: \S+, \S+, (\S+)$",
+            r"^minimax +d loss / d l at l = -10, 0, 10: \S+, \S+, (\S+)$",
+        ),
+    ),
+    N(
+        "09",
+        r"the mean $D(G(z))$ goes from [[0.5178]] to [[1.0000]] within 10 steps, and the norm of the "
+        r"gradient reaching G from $[[5.781\times10^{-2}]]$ to $[[1.216\times10^{-7}]]$. At step [[61]] it "
+        r"is exactly 0 for the first time",
+        seed_listing_run,
+    ),
+    N(
+        "09",
+        "After 300 steps D scores real test images at [[0.96]] on average: it calls everything real",
+        r"^listing step 300: .* on test images (\S+),",
+    ),
+    N(
+        "09",
+        "against the minimax cross-entropy ([[1.075352279973]] both)",
+        derived(
+            lambda a, b: (a if a == b else math.nan,),
+            r"^discriminator loss: library (\S+),",
+            r"D\(G\(z\)\)\) (\S+)$",
+        ),
+    ),
+    N(
+        "09",
+        r"For the first image the closed-form KL, [[0.08281]], agrees with a Monte Carlo estimate of "
+        r"$\mathbb E_q[\log q_\phi(z\mid x) - \log p(z)]$ from 200,000 draws, [[0.08146]] $\pm$ [[0.00093]]",
+        r"^KL of image 0: closed form (\S+), Monte Carlo (\S+) \+- (\S+)$",
+    ),
+    N(
+        "09",
+        "the GAN's D scores real test images at [[0.7727]] on average and fakes at [[0.4318]]",
+        r"^trained D: mean D\(x\) on 1000 test images (\S+), on 1000 fakes (\S+)$",
     ),
 ]
 

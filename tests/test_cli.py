@@ -152,6 +152,8 @@ BAD_VALUES = {
             "--device": ["tpu", "gpu"],
             "--seed": ["-1", "1.5", "seed"],
             "--beta": ["-0.5", "heavy", "inf"],
+            "--likelihood": ["poisson", "Gaussian"],
+            "--hidden-layers": ["0", "-1", "two"],
             "--loss": ["least-squares"],
             "--gp-weight": ["-10", "x", "nan"],
             "--r1-weight": ["-1", "-0.1", "strong", "inf", "nan"],

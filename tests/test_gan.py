@@ -430,6 +430,32 @@ def test_gan_step_adds_half_r1_weight_times_the_penalty_to_the_discriminator_los
         np.testing.assert_allclose(after - before, -lr * 0.5 * gamma * g, rtol=1e-8, atol=1e-14)
 
 
+def test_r1_weight_is_a_gan_setting_that_reaches_the_step():
+    from minigen import families
+    from minigen.families.gan import gan_step
+    from minigen.training import TrainConfig
+
+    assert TrainConfig(model="dcgan").resolved().r1_weight == 0.0  # off unless asked for
+    config = TrainConfig(model="gan", data="ring", r1_weight=3.0).resolved()
+    assert config.r1_weight == 3.0 and "r1_weight" in families.get("cgan").options
+    real = f64(np.random.default_rng(6).normal(size=(8, 2)))
+    losses = []
+    for step in (families.get("gan").step, None):
+        minigen.manual_seed(0)
+        model = MLPGAN(data_shape=(2,), noise_dim=3, hidden_dims=(8,), output="linear", pack=4).double()
+        opts = {
+            "generator_optimizer": minigen.optim.SGD(model.generator.parameters(), lr=0.1),
+            "discriminator_optimizer": minigen.optim.SGD(model.discriminator.parameters(), lr=0.1),
+        }
+        penalty = r1_penalty(model.discriminator, real).item()
+        if step is None:  # the same step by hand, without the penalty
+            d_loss = gan_step(model, *opts.values(), real)["d_loss"].item() + 1.5 * penalty
+        else:
+            d_loss = step(model, opts, real, config, 1)["d_loss"].item()
+        losses.append(d_loss)
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-10)
+
+
 # --- models ---------------------------------------------------------------------------------------
 
 MODELS = {

@@ -457,6 +457,37 @@ def test_gan_image_metrics_count_classes_as_documented():
     json.dumps(result)
 
 
+class ConfidentPixelClassifier(PixelClassifier):
+    """PixelClassifier with logits 10 x the pixels: a lone pixel at 1 gives its class probability
+    e^10 / (e^10 + 3) = 0.99986, one at 0.2 gives e^2 / (e^2 + 3) = 0.711."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Sequential(nn.Identity())
+        self.head.forward = lambda f: f * 10.0
+
+
+def test_confident_samples_is_the_share_above_the_threshold():
+    samples = np.concatenate([one_hot_images([0, 1, 2]), 0.2 * one_hot_images([3, 3, 0, 1, 2])])
+    test_set = data.Dataset(one_hot_images([0, 1, 2, 3]), np.arange(4), "pixels", "test")
+    result = metrics.gan_image_metrics(samples, test_set, ConfidentPixelClassifier())
+    assert metrics.CONFIDENT == 0.9 and result["confident_samples"] == 3 / 8
+    assert metrics.gan_image_metrics(samples, test_set, PixelClassifier())["confident_samples"] == 0.0
+
+
+def test_a_classifier_without_epochs_trains_at_least_1000_steps_and_3_epochs(toy, monkeypatch):
+    assert metrics.classifier_epochs(1437) == 44  # the digits: 23 batches of 64 an epoch
+    assert metrics.classifier_epochs(60_000) == 3  # MNIST: 938 batches
+    assert metrics.classifier_epochs(100, batch_size=10) == 100
+    seen = []
+    monkeypatch.setattr(
+        metrics, "_fit_classifier", lambda model, loader, opt, epochs, bar: seen.append(epochs)
+    )
+    metrics.train_classifier(*toy, batch_size=32)  # 192 images: 6 batches an epoch
+    metrics.train_classifier(*toy, epochs=2, batch_size=32)
+    assert seen == [167, 2]
+
+
 def test_a_collapsed_generator_is_caught_by_the_trained_classifier(toy, trained):
     classifier, accuracy = trained
     train_set, test_set = toy

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import minigen
-from minigen import training
+from minigen import data, families, metrics, training
 from minigen.training import TrainConfig
 
 
@@ -94,7 +94,9 @@ def test_a_vae_run_writes_its_files_and_learns(tmp_path):
     assert {"epoch", "step", "loss", "recon", "kl", "test_loss", "seconds"} <= records[0].keys()
     assert records[-1]["loss"] < records[0]["loss"]  # it learns
     config = json.loads((out / "config.json").read_text())
-    assert config["model"] == "vae" and config["latent_dim"] == 20 and config["lr"] == 1e-3
+    assert config["model"] == "vae" and config["lr"] == 1e-3
+    # the MLP VAE's own defaults on the digits (chapter 07, section 8)
+    assert (config["latent_dim"], config["likelihood"], config["hidden_layers"]) == (4, "gaussian", 2)
 
 
 def test_a_two_dimensional_latent_gets_its_manifold_drawn(tmp_path):
@@ -136,12 +138,26 @@ def test_the_built_gan_packs_as_configured(data_name, pack):
     assert logits.shape == (8 // config.pack,)
 
 
+def test_a_family_s_data_defaults_come_before_the_data_set_s_and_yield_to_explicit_settings():
+    def key(config):
+        c = config.resolved()
+        return c.epochs, c.batch_size, c.latent_dim, c.likelihood, c.hidden_layers
+
+    assert key(TrainConfig()) == (100, 32, 4, "gaussian", 2)  # the MLP VAE on the digits
+    assert key(TrainConfig(data="mnist")) == (10, 128, 20, "bernoulli", 1)  # PyTorch's example
+    assert key(TrainConfig(model="conv-vae")) == (60, 128, 20, "bernoulli", None)  # DATA_DEFAULTS only
+    explicit = TrainConfig(epochs=7, batch_size=64, latent_dim=3, likelihood="bernoulli", hidden_layers=1)
+    assert key(explicit) == (7, 64, 3, "bernoulli", 1)
+    assert TrainConfig(model="dcgan").resolved().batch_size == training.BATCH_SIZE
+
+
 def test_fast_mode_shortens_default_epochs_only(monkeypatch):
     monkeypatch.setenv("MINIGEN_FAST", "1")
     assert TrainConfig().resolved().epochs == training.FAST_EPOCHS
     assert TrainConfig(epochs=5).resolved().epochs == 5
     monkeypatch.setenv("MINIGEN_FAST", "0")
-    assert TrainConfig().resolved().epochs == training.DATA_DEFAULTS["digits"]["epochs"]
+    assert TrainConfig(model="conv-vae").resolved().epochs == training.DATA_DEFAULTS["digits"]["epochs"]
+    assert TrainConfig().resolved().epochs == families.get("vae").data_defaults["digits"]["epochs"]
 
 
 @pytest.mark.parametrize(
@@ -158,12 +174,19 @@ def test_fast_mode_shortens_default_epochs_only(monkeypatch):
         ({"data": "ring"}, "vae models images (C, H, W); 'ring' holds examples of shape (2,)"),
         ({"model": "dcgan", "data": "ring"}, "dcgan models images (C, H, W); 'ring' holds examples"),
         ({"model": "gan", "loss": "least-squares"}, "unknown GAN loss 'least-squares'"),
-        ({"loss": "hinge"}, "loss does not apply to 'vae' (vae reads beta)"),
+        ({"loss": "hinge"}, "loss does not apply to 'vae' (vae reads beta, likelihood, hidden_layers)"),
+        ({"likelihood": "poisson"}, "likelihood must be one of bernoulli, gaussian, got 'poisson'"),
+        ({"hidden_layers": 0}, "hidden-layers must be at least 1, got 0"),
+        (
+            {"model": "conv-vae", "hidden_layers": 2},
+            "hidden-layers does not apply to 'conv-vae' (conv-vae reads beta, likelihood)",
+        ),
+        ({"model": "dcgan", "likelihood": "gaussian"}, "likelihood does not apply to 'dcgan'"),
         ({"model": "gan", "beta": 2.0}, "beta does not apply to 'gan'"),
         ({"beta": -1.0}, "beta must be non-negative, got -1.0"),
         ({"model": "gan", "gp_weight": -1.0}, "gp-weight must be non-negative"),
         ({"model": "dcgan", "r1_weight": -0.5}, "r1-weight must be non-negative, got -0.5"),
-        ({"model": "vae", "r1_weight": 1.0}, "r1-weight does not apply to 'vae' (vae reads beta)"),
+        ({"model": "vae", "r1_weight": 1.0}, "r1-weight does not apply to 'vae' (vae reads beta, likelihood"),
         ({"model": "dcgan", "n_critic": 0}, "n-critic must be at least 1, got 0"),
         ({"epochs": 0}, "epochs must be at least 1, got 0"),
         ({"batch_size": -3}, "batch-size must be at least 1"),
@@ -202,6 +225,13 @@ def test_load_run_and_evaluate_a_vae(tmp_path):
     # The IWAE bound is tighter than the ELBO: its negative is smaller (up to sampling noise).
     assert result["iwae_nll_k4"] <= result["test_negative_elbo"] + 1.0
     assert result["frechet_distance"] > 0 and 0 <= result["class_coverage"] <= 1
+    assert 0 <= result["confident_samples"] <= 1
+    # The share of test images whose reconstruction the metric classifier puts in their class.
+    classifier, _ = metrics.load_or_train_classifier("digits")
+    test_set = data.load("digits", "test").first(20)
+    rebuilt = model.reconstruct(minigen.tensor(test_set.inputs)).numpy()
+    agreement = metrics.class_agreement(classifier, rebuilt, test_set.labels)
+    assert result["reconstruction_agreement"] == agreement
     assert training.evaluate(tmp_path, k=4, limit=20) == result  # seeded: the same numbers again
     with pytest.raises(FileNotFoundError, match="no checkpoint.npz in"):
         training.load_run(tmp_path / "nothing")

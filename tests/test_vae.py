@@ -22,6 +22,7 @@ from minigen.generative.vae import (
     elbo,
     gaussian_kl,
     gaussian_log_likelihood,
+    image_log_likelihood,
     iwae_bound,
     reparameterize,
 )
@@ -406,6 +407,76 @@ def test_mlp_vae_computes_the_pytorch_example_forward():
     z = np.random.default_rng(1).standard_normal((4, 2))
     logits = layer("fc4", np.maximum(layer("fc3", z), 0)).reshape(4, 1, 3, 2)
     np.testing.assert_allclose(model.decode(f64(z)).detach().numpy(), logits, rtol=1e-12)
+
+
+def test_deeper_mlp_vae_adds_relu_layers_after_fc1_and_fc3():
+    """hidden_layers=3: h = relu(e1(relu(e0(relu(fc1(x)))))) and likewise after fc3."""
+    model = MLPVAE((1, 3, 2), hidden_dim=5, latent_dim=2, hidden_layers=3).double()
+    w = {key: value.detach().numpy() for key, value in model.state_dict().items()}
+    extra = [
+        f"{side}_hidden.{i}.{p}"
+        for side in ("encoder", "decoder")
+        for i in (0, 2)
+        for p in ("weight", "bias")
+    ]
+    assert sorted(k for k in w if "hidden" in k) == sorted(extra)
+
+    def layer(name, v):
+        return v @ w[name + ".weight"].T + w[name + ".bias"]
+
+    def relu_chain(v, first, side):
+        v = np.maximum(layer(first, v), 0)
+        for i in (0, 2):  # Sequential indices of the Linear layers (1 and 3 are the ReLUs)
+            v = np.maximum(layer(f"{side}_hidden.{i}", v), 0)
+        return v
+
+    x = np.random.default_rng(0).random((4, 1, 3, 2))
+    h = relu_chain(x.reshape(4, 6), "fc1", "encoder")
+    mu, logvar = model.encode(f64(x))
+    np.testing.assert_allclose(mu.detach().numpy(), layer("fc21", h), rtol=1e-12)
+    np.testing.assert_allclose(logvar.detach().numpy(), layer("fc22", h), rtol=1e-12)
+    z = np.random.default_rng(1).standard_normal((4, 2))
+    logits = layer("fc4", relu_chain(z, "fc3", "decoder")).reshape(4, 1, 3, 2)
+    np.testing.assert_allclose(model.decode(f64(z)).detach().numpy(), logits, rtol=1e-12)
+    with pytest.raises(ValueError, match="hidden_layers must be a positive int, got 0"):
+        MLPVAE(hidden_layers=0)
+
+
+@given(hnp.arrays(np.float64, (3, 1, 2, 2), elements=st.floats(0, 1)), bounded((3, 1, 2, 2), -6.0, 6.0))
+def test_the_gaussian_image_likelihood_is_a_normal_density_around_the_mean_image(x, logits):
+    """log p(x|z) = sum over pixels of log N(x; sigmoid(l), PIXEL_STD^2), checked with scipy."""
+    from minigen.generative.vae import PIXEL_STD
+
+    mean = 1 / (1 + np.exp(-logits))
+    expected = stats.norm.logpdf(x, mean, PIXEL_STD).reshape(3, -1).sum(axis=1)
+    got = image_log_likelihood(f64(x), f64(logits), "gaussian").numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    bern = image_log_likelihood(f64(x), f64(logits), "bernoulli").numpy()
+    np.testing.assert_allclose(bern, bernoulli_log_likelihood(f64(x), f64(logits)).numpy(), rtol=0, atol=0)
+    model = MLPVAE((1, 2, 2), hidden_dim=3, latent_dim=1, likelihood="gaussian").double()
+    from_model = model.log_likelihood(f64(x), f64(logits)).numpy()
+    np.testing.assert_allclose(from_model, expected, rtol=1e-12, atol=1e-12)
+
+
+@given(bounded((2, 1, 2, 2), 0.0, 1.0), bounded((2, 1, 2, 2), -4.0, 4.0))
+def test_gaussian_image_likelihood_gradients(x, logits):
+    target = f64(x)
+    check_gradients(
+        lambda lg: image_log_likelihood(target, lg, "gaussian"), [f64(logits, requires_grad=True)]
+    )
+
+
+def test_a_model_s_likelihood_is_its_elbo_s():
+    minigen.manual_seed(0)
+    model = MLPVAE((1, 2, 2), hidden_dim=3, latent_dim=1, likelihood="gaussian").double()
+    x = f64(np.random.default_rng(2).random((5, 1, 2, 2)))
+    out, mu, logvar = model(x)
+    terms = elbo(x, out, mu, logvar, log_likelihood=model.log_likelihood)
+    got = terms.reconstruction.detach().numpy()
+    np.testing.assert_allclose(got, image_log_likelihood(x, out, "gaussian").detach().numpy())
+    assert not np.allclose(got, elbo(x, out, mu, logvar).reconstruction.detach().numpy())
+    with pytest.raises(ValueError, match="likelihood must be one of bernoulli, gaussian, got 'laplace'"):
+        ConvVAE((1, 8, 8), likelihood="laplace")
 
 
 @pytest.mark.parametrize("model_class", [MLPVAE, ConvVAE])

@@ -24,7 +24,7 @@ from minigen.creation import randn, tensor
 from minigen.tensor import Tensor
 
 # Settings that belong to some families only; a family lists those it reads in ``options``.
-OPTIONS = ("beta", "loss", "gp_weight", "r1_weight", "n_critic", "pack")
+OPTIONS = ("beta", "likelihood", "hidden_layers", "loss", "gp_weight", "r1_weight", "n_critic", "pack")
 SAMPLES_PER_CLASS = 8  # a conditional family's sample grid: one row per class, this many columns
 
 
@@ -34,13 +34,16 @@ class Family:
     ``name`` is what ``minigen train NAME`` takes and ``summary`` its help line. ``options``
     names the settings of ``OPTIONS`` that this family reads; ``defaults`` gives their values,
     and those of ``lr`` and ``latent_dim``, where a run leaves them unset. ``drop_last`` drops
-    the last, smaller batch of an epoch (a GAN's packs need full batches).
+    the last, smaller batch of an epoch (a GAN's packs need full batches). ``data_defaults``
+    maps a data set's name to this family's own defaults on it (any setting; they come before
+    the data set's ``DATA_DEFAULTS`` and the family's ``defaults``).
     """
 
     name: str
     summary: str
     options: tuple = ()
     defaults: dict = {}
+    data_defaults: dict = {}
     conditional = False
     drop_last = False
     models_points = False  # whether it also models 2-D points (the ring), not only images
@@ -48,9 +51,11 @@ class Family:
     # --- settings ---------------------------------------------------------------------------
     def fill(self, settings: dict) -> None:
         """Fill this family's unset settings (None) in ``settings``, a TrainConfig as a dict."""
-        for name, value in self.defaults.items():
-            if settings[name] is None:
-                settings[name] = value
+        _fill_unset(settings, self.defaults)
+
+    def fill_for_data(self, settings: dict) -> None:
+        """Fill the unset settings that this family sets on ``settings["data"]``."""
+        _fill_unset(settings, self.data_defaults.get(settings["data"], {}))
 
     def check(self, settings: dict, example_shape: tuple) -> None:
         """Raise ValueError when the filled ``settings`` or the data's ``example_shape`` do not
@@ -144,6 +149,12 @@ class Family:
     def likelihood_metrics(self, model, test_set, k: int) -> dict:
         """Test numbers that need the model itself, not only its samples (none by default)."""
         return {}
+
+
+def _fill_unset(settings: dict, values: dict) -> None:
+    for name, value in values.items():
+        if settings[name] is None:
+            settings[name] = value
 
 
 def sample_metrics(samples, labels, data_name: str, test_set) -> dict:

@@ -37,10 +37,11 @@ class ConditionalVAE(nn.Module):
     """
 
     def __init__(
-        self, image_shape=(1, 28, 28), num_classes: int = 10, hidden_dim: int = 400, latent_dim: int = 20
+        self, image_shape=(1, 28, 28), num_classes=10, hidden_dim=400, latent_dim=20, likelihood="bernoulli"
     ):
         super().__init__()
-        self.image_shape, self.num_classes = tuple(image_shape), num_classes
+        vae.check_likelihood(likelihood, "ConditionalVAE: ")
+        self.image_shape, self.num_classes, self.likelihood = tuple(image_shape), num_classes, likelihood
         self.hidden_dim, self.latent_dim = hidden_dim, latent_dim
         pixels = math.prod(self.image_shape)
         self.fc1 = nn.Linear(pixels + num_classes, hidden_dim)
@@ -64,8 +65,8 @@ class ConditionalVAE(nn.Module):
         return self.decode(vae.reparameterize(mu, logvar), labels), mu, logvar
 
     def log_likelihood(self, x: Tensor, logits: Tensor) -> Tensor:
-        """log p(x|z, y) per example, Bernoulli on the decoder's logits."""
-        return vae.bernoulli_log_likelihood(x, logits)
+        """log p(x|z, y) per example from the decoder's logits (``vae.image_log_likelihood``)."""
+        return vae.image_log_likelihood(x, logits, self.likelihood)
 
     @no_grad()
     def sample(self, labels: Tensor) -> Tensor:
@@ -109,7 +110,9 @@ class ConditionalVAEFamily(VAEFamily):
     conditional = True
 
     def build(self, config, example_shape: tuple, num_classes: int):
-        return ConditionalVAE(example_shape, num_classes, latent_dim=config.latent_dim)
+        return ConditionalVAE(
+            example_shape, num_classes, latent_dim=config.latent_dim, likelihood=config.likelihood
+        )
 
     def final_pictures(self, model, test_set, config, out) -> None:
         """None: the class-conditioned sample grid is this family's picture of its latent space."""

@@ -28,6 +28,13 @@ from minigen.tensor import Tensor
 
 LOG_2PI = math.log(2.0 * math.pi)
 
+# The image VAEs' likelihoods p(x|z), both parametrised by the decoder's logits l:
+# "bernoulli" is Bernoulli(sigmoid(l)) per pixel; "gaussian" is N(sigmoid(l), PIXEL_STD^2) per
+# pixel, for grey levels read as intensities. 0.2 is what made the 8x8 digits' reconstructions
+# and samples recognisable in our sweep of 0.15-0.25 (chapter 07, section 8).
+LIKELIHOODS = ("bernoulli", "gaussian")
+PIXEL_STD = 0.2
+
 # iwae_bound's default pass size: as many samples per pass as keep samples * N decoded rows
 # within this budget (32 samples for a batch of 128 MNIST images).
 IWAE_ROWS_PER_PASS = 4096
@@ -132,7 +139,26 @@ def gaussian_log_likelihood(x: Tensor, mean: Tensor, logvar: Tensor | float = 0.
     return -0.5 * _per_example_sum(LOG_2PI + logvar + squared * exp(-logvar))
 
 
-def elbo(x: Tensor, recon_logits: Tensor, mu: Tensor, logvar: Tensor, beta: float = 1.0) -> ELBO:
+def image_log_likelihood(x: Tensor, logits: Tensor, likelihood: str = "bernoulli") -> Tensor:
+    """log p(x|z) per example (N,) of an image VAE whose decoder gives ``logits``:
+    bernoulli_log_likelihood(x, logits) for "bernoulli"; for "gaussian",
+    gaussian_log_likelihood(x, sigmoid(logits), 2 log PIXEL_STD), i.e. per pixel
+    -0.5 (log 2 pi sigma^2 + (x - sigmoid(l))^2 / sigma^2) with sigma = PIXEL_STD."""
+    if likelihood == "gaussian":
+        return gaussian_log_likelihood(x, sigmoid(logits), 2.0 * math.log(PIXEL_STD))
+    check_likelihood(likelihood)
+    return bernoulli_log_likelihood(x, logits)
+
+
+def check_likelihood(likelihood, owner: str = "") -> None:
+    """ValueError, prefixed by ``owner``, unless ``likelihood`` is one of LIKELIHOODS."""
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"{owner}likelihood must be one of {', '.join(LIKELIHOODS)}, got {likelihood!r}")
+
+
+def elbo(
+    x: Tensor, recon_logits: Tensor, mu: Tensor, logvar: Tensor, beta: float = 1.0, log_likelihood=None
+) -> ELBO:
     """The (beta-)ELBO per example for a Bernoulli decoder and the N(0, I) prior:
 
     reconstruction = log p(x|z) = bernoulli_log_likelihood(x, recon_logits), z drawn from q(z|x);
@@ -140,9 +166,10 @@ def elbo(x: Tensor, recon_logits: Tensor, mu: Tensor, logvar: Tensor, beta: floa
     elbo = reconstruction - beta * kl  <=  log p(x) when beta = 1 (in expectation over z).
 
     beta = 1 is the VAE; beta > 1 the beta-VAE (Higgins et al. 2017). Train by minimising
-    ``-elbo(...).elbo.mean()``.
+    ``-elbo(...).elbo.mean()``. ``log_likelihood(x, recon_logits) -> (N,)`` replaces the
+    Bernoulli term (a model's own ``log_likelihood``, say).
     """
-    ll = bernoulli_log_likelihood(x, recon_logits)
+    ll = (log_likelihood or bernoulli_log_likelihood)(x, recon_logits)
     kl = gaussian_kl(mu, logvar)
     if kl.shape != ll.shape:
         raise ValueError(
@@ -201,18 +228,22 @@ def iwae_bound(model, x: Tensor, k: int, chunk: int | None = None) -> Tensor:
 
 
 class _ImageVAE(nn.Module):
-    """What the image VAEs share: the forward pass through reparameterize, the Bernoulli
-    likelihood, sampling and reconstruction; subclasses write ``encode`` and ``decode``."""
+    """What the image VAEs share: the forward pass through reparameterize, the likelihood
+    (``likelihood``, one of LIKELIHOODS), sampling and reconstruction; subclasses write
+    ``encode`` and ``decode``. Either likelihood has the mean image sigmoid(logits), so
+    ``sample`` and ``reconstruct`` are the same for both."""
 
-    def __init__(self, image_shape, latent_dim: int):
+    def __init__(self, image_shape, latent_dim: int, likelihood: str = "bernoulli"):
         super().__init__()
         image_shape = tuple(image_shape)
         if not image_shape or not all(isinstance(s, int) and s > 0 for s in image_shape):
             raise ValueError(f"{type(self).__name__}: image_shape must be positive ints, got {image_shape}")
         if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
             raise ValueError(f"{type(self).__name__}: latent_dim must be a positive int, got {latent_dim!r}")
+        check_likelihood(likelihood, f"{type(self).__name__}: ")
         self.image_shape = image_shape
         self.latent_dim = latent_dim
+        self.likelihood = likelihood
 
     def _check_batch(self, what: str, t, tail: tuple) -> None:
         if not isinstance(t, Tensor) or t.shape[1:] != tail:
@@ -226,8 +257,9 @@ class _ImageVAE(nn.Module):
         return self.decode(reparameterize(mu, logvar)), mu, logvar
 
     def log_likelihood(self, x: Tensor, logits: Tensor) -> Tensor:
-        """log p(x|z) per example, Bernoulli on the decoder's logits (bernoulli_log_likelihood)."""
-        return bernoulli_log_likelihood(x, logits)
+        """log p(x|z) per example from the decoder's logits: bernoulli_log_likelihood(x, logits),
+        or for the Gaussian gaussian_log_likelihood(x, sigmoid(logits), log PIXEL_STD^2)."""
+        return image_log_likelihood(x, logits, self.likelihood)
 
     @no_grad()
     def sample(self, n: int) -> Tensor:
@@ -248,26 +280,47 @@ class MLPVAE(_ImageVAE):
     encoder h = relu(fc1(x)), mu = fc21(h), logvar = fc22(h);
     decoder logits = fc4(relu(fc3(z))), reshaped to image_shape (the example applies the
     sigmoid inside decode; here decode returns logits and the loss applies it stably).
+
+    ``hidden_layers`` > 1 adds that many minus one ReLU layers (hidden_dim -> hidden_dim) after
+    fc1 (``encoder_hidden``) and after fc3 (``decoder_hidden``); with 1, the default, the
+    model and its parameter names are the example's.
     """
 
-    def __init__(self, image_shape=(1, 28, 28), hidden_dim: int = 400, latent_dim: int = 20):
-        super().__init__(image_shape, latent_dim)
+    def __init__(
+        self,
+        image_shape=(1, 28, 28),
+        hidden_dim: int = 400,
+        latent_dim: int = 20,
+        hidden_layers: int = 1,
+        likelihood: str = "bernoulli",
+    ):
+        super().__init__(image_shape, latent_dim, likelihood)
+        if isinstance(hidden_layers, bool) or not isinstance(hidden_layers, int) or hidden_layers < 1:
+            raise ValueError(f"MLPVAE: hidden_layers must be a positive int, got {hidden_layers!r}")
         pixels = math.prod(self.image_shape)
-        self.hidden_dim = hidden_dim
+        self.hidden_dim, self.hidden_layers = hidden_dim, hidden_layers
         self.fc1 = nn.Linear(pixels, hidden_dim)
+        self.encoder_hidden = _relu_layers(hidden_dim, hidden_layers - 1)
         self.fc21 = nn.Linear(hidden_dim, latent_dim)
         self.fc22 = nn.Linear(hidden_dim, latent_dim)
         self.fc3 = nn.Linear(latent_dim, hidden_dim)
+        self.decoder_hidden = _relu_layers(hidden_dim, hidden_layers - 1)
         self.fc4 = nn.Linear(hidden_dim, pixels)
 
     def encode(self, x: Tensor):
         self._check_batch("images", x, self.image_shape)
-        h = F.relu(self.fc1(reshape(x, x.shape[0], self.fc1.in_features)))
+        h = self.encoder_hidden(F.relu(self.fc1(reshape(x, x.shape[0], self.fc1.in_features))))
         return self.fc21(h), self.fc22(h)
 
     def decode(self, z: Tensor) -> Tensor:
         self._check_batch("latents", z, (self.latent_dim,))
-        return reshape(self.fc4(F.relu(self.fc3(z))), (z.shape[0],) + self.image_shape)
+        h = self.decoder_hidden(F.relu(self.fc3(z)))
+        return reshape(self.fc4(h), (z.shape[0],) + self.image_shape)
+
+
+def _relu_layers(width: int, count: int) -> nn.Sequential:
+    """``count`` blocks Linear(width, width) ReLU; with 0, the identity (and no parameters)."""
+    return nn.Sequential(*[m for _ in range(count) for m in (nn.Linear(width, width), nn.ReLU())])
 
 
 class ConvVAE(_ImageVAE):
@@ -282,8 +335,8 @@ class ConvVAE(_ImageVAE):
     8x8 digits.
     """
 
-    def __init__(self, image_shape=(1, 28, 28), latent_dim: int = 20):
-        super().__init__(image_shape, latent_dim)
+    def __init__(self, image_shape=(1, 28, 28), latent_dim: int = 20, likelihood: str = "bernoulli"):
+        super().__init__(image_shape, latent_dim, likelihood)
         if len(self.image_shape) != 3 or self.image_shape[1] % 4 or self.image_shape[2] % 4:
             raise ValueError(
                 f"ConvVAE needs images (C, H, W) with H and W multiples of 4 (two stride-2 "
@@ -318,12 +371,16 @@ class ConvVAE(_ImageVAE):
 
 __all__ = [
     "ELBO",
+    "LIKELIHOODS",
+    "PIXEL_STD",
     "ConvVAE",
     "MLPVAE",
     "bernoulli_log_likelihood",
+    "check_likelihood",
     "elbo",
     "gaussian_kl",
     "gaussian_log_likelihood",
+    "image_log_likelihood",
     "iwae_bound",
     "reparameterize",
 ]
