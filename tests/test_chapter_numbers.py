@@ -1313,40 +1313,40 @@ NUMBERS = [
     ),
     N(
         "09",
-        "**noise floor**: [[3.11]] for 360 of them, [[1.57]] for all 1,437 (notebook 1.3)",
+        "**noise floor**: [[3.11]] for 360 of them, [[1.56]] for all 1,437 (notebook 1.3)",
         r"360 training images (\S+), all 1437 (\S+)$",
     ),
     N(
         "09",
-        "| 0 | 25.134 | 24.653 | [[67.80]] | [[8]] of 10 | [[0.214]] | [[6.76]] | [[10]] of 10 | [[0.100]] |",
+        "| 0 | 25.134 | 24.653 | [[67.65]] | [[8]] of 10 | [[0.220]] | [[8.05]] | [[10]] of 10 | [[0.106]] |",
         results_row(0),
     ),
     N(
         "09",
-        "| 1 | 24.934 | 24.673 | [[70.03]] | [[8]] of 10 | [[0.212]] | [[6.54]] | [[10]] of 10 | [[0.038]] |",
+        "| 1 | 24.934 | 24.673 | [[69.81]] | [[8]] of 10 | [[0.215]] | [[7.25]] | [[10]] of 10 | [[0.075]] |",
         results_row(1),
     ),
     N(
         "09",
-        "| 2 | 24.727 | 24.622 | [[68.98]] | [[9]] of 10 | [[0.273]] | [[6.78]] | [[10]] of 10 | [[0.051]] |",
+        "| 2 | 24.727 | 24.622 | [[68.86]] | [[9]] of 10 | [[0.265]] | [[7.26]] | [[10]] of 10 | [[0.084]] |",
         results_row(2),
     ),
     N(
         "09",
-        r"| mean $\pm$ std | 24.932 $\pm$ 0.204 | 24.649 $\pm$ 0.026 | [[68.94]] $\pm$ [[1.11]] | "
-        r"[[8.3]] $\pm$ [[0.6]] | [[0.233]] $\pm$ [[0.034]] | [[6.69]] $\pm$ [[0.13]] | 10 $\pm$ 0 | "
-        r"[[0.063]] $\pm$ [[0.033]] |",
+        r"| mean $\pm$ std | 24.932 $\pm$ 0.204 | 24.649 $\pm$ 0.026 | [[68.78]] $\pm$ [[1.08]] | "
+        r"[[8.3]] $\pm$ [[0.6]] | [[0.233]] $\pm$ [[0.027]] | [[7.52]] $\pm$ [[0.46]] | 10 $\pm$ 0 | "
+        r"[[0.088]] $\pm$ [[0.016]] |",
         results_spread,
     ),
     N(
         "09",
-        "Its one-sample $-$ELBO ([[24.838]], [[24.870]], [[24.925]]) differs from the table's",
+        "Its one-sample $-$ELBO ([[24.839]], [[24.870]], [[24.920]]) differs from the table's",
         every(r"^ +[012] +(\S+)" + r" +\S+" * 7 + "$"),
     ),
     N(
         "09",
-        "The DCGAN is ten times closer to the test set than the VAE, [[6.69]] against [[68.94]], and "
-        "about twice the noise floor of [[3.11]]",
+        "The DCGAN is ten times closer to the test set than the VAE, [[7.52]] against [[68.78]], and "
+        "about two and a half times the noise floor of [[3.11]]",
         joined(
             r"^dcgan: final Frechet distance (\S+) ",
             r"^vae: final Frechet distance (\S+) ",
@@ -1355,7 +1355,7 @@ NUMBERS = [
     ),
     N(
         "09",
-        "and their class histograms are further from uniform (KL [[0.233]] against [[0.063]])",
+        "and their class histograms are further from uniform (KL [[0.233]] against [[0.088]])",
         derived(lambda *mean: (mean[4], mean[7]), MEAN_ROW),
     ),
     N(
@@ -1374,7 +1374,7 @@ NUMBERS = [
     ),
     N(
         "09",
-        "the spread of the final Frechet distance is [[1.6]]% of its mean for the VAE and [[2.0]]% for "
+        "the spread of the final Frechet distance is [[1.6]]% of its mean for the VAE and [[6.1]]% for "
         "the DCGAN (notebook 7.2), and the VAE's IWAE varies by [[0.026]] nats",
         joined(
             r"^vae: final .*\(coefficient of variation (\S+)%\)$",
@@ -1397,7 +1397,7 @@ NUMBERS = [
     ),
     N(
         "09",
-        "[[9.1608]] for the Bernoulli draws against $[[7.4158]] + [[1.7472]] = [[9.1630]]$ (Monte Carlo "
+        "[[9.1618]] for the Bernoulli draws against $[[7.4158]] + [[1.7483]] = [[9.1642]]$ (Monte Carlo "
         "standard error [[0.0082]])",
         r"Bernoulli draws (\S+); E\[m\(1-m\)\] (\S+) \+ Var\(m\) "
         r"(\S+) = (\S+) \(Monte Carlo s\.e\. about (\S+)\)$",
@@ -1408,7 +1408,7 @@ NUMBERS = [
         "Real test digits have a total per-pixel variance of [[4.729]], about half of the model's [[9.16]]",
         r"E\[m\(1-m\)\] \S+ \+ Var\(m\) \S+ = (?P<b>\S+) .*\n.*total variance (?P<a>\S+)$",
     ),
-    N("09", "(seeds 1 and 2 within [[0.2]], [[0.003]] and [[0.007]] of these)", blur_spread, "ceil"),
+    N("09", "(seeds 1 and 2 within [[0.2]], [[0.003]] and [[0.017]] of these)", blur_spread, "ceil"),
     N(
         "09",
         "| real test digits | [[4.729]] | [[0.1045]] | [[0.4756]] |",
@@ -1416,36 +1416,36 @@ NUMBERS = [
     ),
     N(
         "09",
-        "| VAE samples (means) | [[1.749]] | [[0.1714]] | [[0.3550]] |",
+        "| VAE samples (means) | [[1.750]] | [[0.1713]] | [[0.3551]] |",
         r"^ +0 VAE means +(\S+) +(\S+) +(\S+)$",
     ),
     N(
         "09",
-        "| VAE reconstructions of test images | [[2.251]] | [[0.1858]] | [[0.3557]] |",
+        "| VAE reconstructions of test images | [[2.250]] | [[0.1859]] | [[0.3556]] |",
         r"^ +0 VAE reconstructions +(\S+) +(\S+) +(\S+)$",
     ),
     N(
         "09",
-        "| DCGAN samples | [[4.808]] | [[0.0947]] | [[0.4776]] |",
+        "| DCGAN samples | [[4.804]] | [[0.0972]] | [[0.4883]] |",
         r"^ +0 GAN samples +(\S+) +(\S+) +(\S+)$",
     ),
     N(
         "09",
-        "| means of prior samples (what `sample()` returns) | [[67.80]] |",
+        "| means of prior samples (what `sample()` returns) | [[67.65]] |",
         r"^  VAE means \(what sample\(\) returns\) +(\S+)$",
     ),
-    N("09", "| Bernoulli draws from those means | [[119.55]] |", r"^  VAE Bernoulli draws +(\S+)$"),
+    N("09", "| Bernoulli draws from those means | [[119.68]] |", r"^  VAE Bernoulli draws +(\S+)$"),
     N(
         "09",
-        r"| reconstructions $\sigma(\text{decode}(\mu(x)))$ of the test images | [[62.64]] |",
+        r"| reconstructions $\sigma(\text{decode}(\mu(x)))$ of the test images | [[62.63]] |",
         r"^  VAE reconstructions of test images +(\S+)$",
     ),
-    N("09", "| (DCGAN samples, for comparison) | [[6.76]] |", r"^  DCGAN samples +(\S+)$"),
+    N("09", "| (DCGAN samples, for comparison) | [[8.05]] |", r"^  DCGAN samples +(\S+)$"),
     N(
         "09",
         "labels only [[81.11]]% of those reconstructions correctly, against [[98.61]]% of the originals, "
         "and not one of the [[30]] reconstructed 8s: it reads "
-        "[[17]] of them as 1s, [[6]] as 3s and [[4]] as 9s",
+        "[[17]] of them as 1s, [[6]] as 3s and [[3]] as 9s",
         reconstructed_eights,
     ),
     *(
@@ -1457,9 +1457,9 @@ NUMBERS = [
             r"I_q\(x; z\) = (?P<c>\S+) \+- (?P<d>\S+) nats; average KL (?P<a>\S+) nats",
         )
         for beta, kl, unused, info, se, nelbo in (
-            ("0.5", "4.997", "0", "3.350", "0.025", "26.424"),
-            ("1", "2.124", "0", "1.621", "0.021", "25.877"),
-            ("2", "0.386", "7", "0.344", "0.013", "26.769"),
+            ("0.5", "5.000", "0", "3.351", "0.025", "26.427"),
+            ("1", "2.126", "0", "1.622", "0.021", "25.875"),
+            ("2", "0.385", "7", "0.343", "0.013", "26.770"),
             ("4", "0.013", "20", "0.014", "0.003", "27.347"),
         )
     ),
@@ -1516,16 +1516,16 @@ NUMBERS = [
             rf"\(loose\); samples within 0\.3 of each mode \[" + ", ".join([r"(\d+)"] * 8) + r"\]$",
         )
         for seed, pack, modes, counts in (
-            (0, 1, 4, "201, 158, 0, 0, 0, 0, 796, 172"),
-            (0, 4, 8, "131, 101, 79, 92, 88, 95, 100, 116"),
-            (1, 1, 4, "196, 9, 0, 0, 0, 472, 194, 290"),
-            (1, 4, 6, "73, 113, 96, 68, 104, 110, 62, 62"),
+            (0, 1, 4, "158, 128, 3, 0, 0, 0, 736, 177"),
+            (0, 4, 6, "81, 80, 59, 55, 86, 85, 93, 85"),
+            (1, 1, 5, "123, 72, 2, 0, 4, 129, 193, 371"),
+            (1, 4, 6, "75, 111, 81, 64, 79, 80, 40, 54"),
         )
     ),
     N(
         "09",
-        "one mode holds [[796]] or [[472]] of the 2,000 samples; with packing every mode gets between "
-        "[[62]] and [[131]]",
+        "one mode holds [[736]] or [[371]] of the 2,000 samples; with packing every mode gets between "
+        "[[40]] and [[111]]",
         ring_spread,
     ),
     N(
@@ -1543,11 +1543,11 @@ NUMBERS = [
     N(
         "09",
         "The VAE's distance falls steadily in every seed ([[146]] to [[154]] after 10 epochs, [[96]] to "
-        "[[101]] after 30, [[67.8]] to [[70.0]] after 60, "
+        "[[101]] after 30, [[67.7]] to [[69.8]] after 60, "
         "still falling). The DCGAN's starts slower ([[176]] to "
-        "[[193]] after 10 epochs, when the VAE is ahead), drops steeply between epochs 15 and 30 ([[93]] to "
-        "[[98]] at 20, [[25]] to [[27]] at 30) and ends at [[6.5]] to [[6.8]], with small ups and downs near "
-        "the end (seed 0: [[6.5]] at epoch 55, [[6.8]] at 60)",
+        "[[193]] after 10 epochs, when the VAE is ahead), drops steeply between epochs 15 and 30 ([[91]] to "
+        "[[99]] at 20, [[26]] to [[30]] at 30) and ends at [[7.3]] to [[8.1]], with small ups and downs near "
+        "the end (seed 0: [[7.3]] at epoch 55, [[8.1]] at 60)",
         training_ranges,
     ),
     N(
@@ -1558,23 +1558,23 @@ NUMBERS = [
     ),
     N(
         "09",
-        "by epoch 60 the discriminator's loss is [[0.870]], [[0.945]] and [[0.947]] for the three seeds, "
-        "the generator's [[1.242]], [[1.186]] and [[1.160]]",
+        "by epoch 60 the discriminator's loss is [[0.898]], [[0.922]] and [[0.961]] for the three seeds, "
+        "the generator's [[1.253]], [[1.187]] and [[1.216]]",
         joined(losses_by_epoch(-1, 0), losses_by_epoch(-1, 1)),
     ),
     N(
         "09",
-        "those numbers do not rank the runs' Frechet distances ([[6.76]], [[6.54]], [[6.78]])",
+        "those numbers do not rank the runs' Frechet distances ([[8.05]], [[7.25]], [[7.26]])",
         every(r"^dcgan seed \d: 60 epochs, .*Frechet +(\S+), coverage"),
     ),
     N(
         "09",
-        "| sharp, realistic samples | GAN | Frechet [[6.69]] against [[68.94]] on the digits (section 3.2) |",
+        "| sharp, realistic samples | GAN | Frechet [[7.52]] against [[68.78]] on the digits (section 3.2) |",
         joined(r"^dcgan: final Frechet distance (\S+) ", r"^vae: final Frechet distance (\S+) "),
     ),
     N(
         "09",
-        "Drawing pixels instead gives speckle, and a worse Frechet distance: [[119.55]] against [[67.80]]",
+        "Drawing pixels instead gives speckle, and a worse Frechet distance: [[119.68]] against [[67.65]]",
         r"^  VAE means \(what sample\(\) returns\) +(?P<b>\S+)\n  VAE Bernoulli draws +(?P<a>\S+)$",
     ),
     N(
@@ -1584,8 +1584,8 @@ NUMBERS = [
     ),
     N(
         "09",
-        "Not to zero: [[360]] real images score [[3.11]] against the test set, 1,437 score [[1.57]] (2.2). "
-        "The digits DCGAN, at [[6.69]], is about twice the floor",
+        "Not to zero: [[360]] real images score [[3.11]] against the test set, 1,437 score [[1.56]] (2.2). "
+        "The digits DCGAN, at [[7.52]], is about two and a half times the floor",
         joined(
             r"^real digits vs the test set: (\d+) training images (\S+), all 1437 (\S+)$",
             r"^dcgan: final Frechet distance (\S+) ",
@@ -1603,7 +1603,7 @@ NUMBERS = [
     ),
     N(
         "09",
-        "the final Frechet distance varies by [[1.6]]% (VAE) and [[2.0]]% (DCGAN) across three seeds "
+        "the final Frechet distance varies by [[1.6]]% (VAE) and [[6.1]]% (DCGAN) across three seeds "
         "(3.3), and the VAE's IWAE by [[0.026]] nats",
         joined(
             r"^vae: final .*\(coefficient of variation (\S+)%\)$",
@@ -1618,8 +1618,8 @@ NUMBERS = [
     ),
     N(
         "09",
-        "On the digits it went from [[0.07]] to [[0.08]] at epoch 10 to [[0.87]] to [[0.95]] at epoch 60 "
-        "while the Frechet distance fell from [[176]] to [[193]] (epoch 10) to under [[7]] (7.2)",
+        "On the digits it went from [[0.07]] to [[0.08]] at epoch 10 to [[0.90]] to [[0.96]] at epoch 60 "
+        "while the Frechet distance fell from [[176]] to [[193]] (epoch 10) to under [[9]] (7.2)",
         joined(
             derived(lambda *d: (min(d), max(d)), losses_by_epoch(2, 0)),
             derived(lambda *d: (min(d), max(d)), losses_by_epoch(-1, 0)),
@@ -1630,26 +1630,26 @@ NUMBERS = [
     N(
         "09",
         "Its Frechet distance is still [[176]] to [[193]] after 10 epochs (110 steps), behind the VAE's, "
-        "[[93]] to [[98]] after 20, and under 9 only from epoch [[45]] (seeds 0 and 1) or [[50]] (seed 2) on",
+        "[[91]] to [[99]] after 20, and under 9 only from epoch [[50]] (seed 0), [[45]] (seed 1) or [[55]] "
+        "(seed 2) on",
         joined(
             across_seeds("dcgan", 10),
             across_seeds("dcgan", 20),
-            derived(lambda a, b: (a if a == b else math.nan,), first_below(9, 0), first_below(9, 1)),
+            first_below(9, 0),
+            first_below(9, 1),
             first_below(9, 2),
         ),
     ),
     N(
         "09",
-        "at epoch 15 seed 1's DCGAN, at [[128.2]], is already ahead of its VAE's [[133.3]]",
+        "at epoch 15 seed 1's DCGAN, at [[127.8]], is already ahead of its VAE's [[133.1]]",
         lambda text: (frechet_curves(text)["dcgan", 1][15], frechet_curves(text)["vae", 1][15]),
     ),
     N(
         "09",
         "In so short a run the samples are not yet within 0.06 of the modes "
-        "(the strict count is [[0]] or [[1]])",
-        derived(
-            lambda *strict: (min(strict), max(strict)), every(r"^seed \d pack \d: modes (\d) \(strict\)")
-        ),
+        "(the strict count is [[0]] in all four runs)",
+        derived(lambda *strict: (max(strict),), every(r"^seed \d pack \d: modes (\d) \(strict\)")),
     ),
     N(
         "09",
@@ -1663,7 +1663,7 @@ NUMBERS = [
     ),
     N(
         "09",
-        "but its reconstructions of real test images, which no longer depend on the prior, score [[62.64]]",
+        "but its reconstructions of real test images, which no longer depend on the prior, score [[62.63]]",
         r"^  VAE reconstructions of test images +(\S+)$",
     ),
     # Section 10: the seed chapter's listings, corrected (notebook section 8).
@@ -1703,12 +1703,12 @@ NUMBERS = [
     N(
         "09",
         r"For the first image the closed-form KL, [[0.08281]], agrees with a Monte Carlo estimate of "
-        r"$\mathbb E_q[\log q_\phi(z\mid x) - \log p(z)]$ from 200,000 draws, [[0.08146]] $\pm$ [[0.00093]]",
+        r"$\mathbb E_q[\log q_\phi(z\mid x) - \log p(z)]$ from 200,000 draws, [[0.08385]] $\pm$ [[0.00093]]",
         r"^KL of image 0: closed form (\S+), Monte Carlo (\S+) \+- (\S+)$",
     ),
     N(
         "09",
-        "the GAN's D scores real test images at [[0.7727]] on average and fakes at [[0.4318]]",
+        "the GAN's D scores real test images at [[0.7708]] on average and fakes at [[0.3979]]",
         r"^trained D: mean D\(x\) on 1000 test images (\S+), on 1000 fakes (\S+)$",
     ),
 ]

@@ -658,7 +658,7 @@ def test_ch09_ex1_frechet_triangle_inequality():
             math.sqrt(metrics.gaussian_frechet_distance(*u, *v)) for u, v in [(a, b), (b, c), (a, c)]
         )
         assert ac <= ab + bc + 1e-9 and abs(ab - bc) <= ac + 1e-9
-    vt, gt, vg = 67.80, 6.76, 67.76  # the solution's measured distances (VAE, DCGAN, test set)
+    vt, gt, vg = 67.65, 8.05, 74.19  # the solution's measured distances (VAE, DCGAN, test set)
     assert abs(math.sqrt(vt) - math.sqrt(gt)) <= math.sqrt(vg) <= math.sqrt(vt) + math.sqrt(gt)
 
 

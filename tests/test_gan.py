@@ -521,6 +521,32 @@ def test_dcgan_weights_follow_radford_et_al():
     assert model.discriminator[-2].weight.shape == (1, 2 * 64 * 7 * 7)
 
 
+def test_a_wgan_gp_critic_scores_each_example_on_its_own():
+    """Without batch norm (Gulrajani et al.'s critic) an example's score, in training mode, does
+    not depend on the rest of its batch; with it, it does."""
+    from minigen import families
+    from minigen.training import TrainConfig
+
+    minigen.manual_seed(0)
+    x = minigen.tensor(np.random.default_rng(3).random((6, 1, 8, 8)))
+    for batch_norm in (True, False):
+        model = DCGAN(image_shape=(1, 8, 8), width=4, critic_batch_norm=batch_norm).double()
+        kinds = [type(layer).__name__ for layer in model.discriminator]
+        assert ("BatchNorm2d" in kinds) == batch_norm and (model.discriminator[2].bias is None) == batch_norm
+        with minigen.no_grad():
+            alone = model.discriminator(x[:2]).numpy()
+            together = model.discriminator(x).numpy()[:2]
+        assert np.allclose(alone, together, rtol=1e-12, atol=1e-12) != batch_norm
+    builds = {  # the image GAN families drop the critic's batch norm exactly when the penalty is on
+        (name, loss, gp): families.get(name)
+        .build(TrainConfig(model=name, loss=loss, gp_weight=gp).resolved(), (1, 8, 8), 10)
+        .critic_batch_norm
+        for name in ("dcgan", "cgan")
+        for loss, gp in (("non-saturating", None), ("wasserstein", None), ("wasserstein", 0.0))
+    }
+    assert builds == {(n, l, g): not (l == "wasserstein" and g is None) for n, l, g in builds}
+
+
 def test_dcgan_rejects_sizes_its_two_stride_2_layers_cannot_make():
     for shape in [(1, 30, 30), (28, 28), (1, 28, 26)]:
         with pytest.raises(ValueError, match="divisible by 4"):

@@ -138,7 +138,9 @@ def test_the_built_gan_packs_as_configured(data_name, pack):
     assert logits.shape == (8 // config.pack,)
 
 
-def test_a_family_s_data_defaults_come_before_the_data_set_s_and_yield_to_explicit_settings():
+def test_a_family_s_data_defaults_come_before_the_data_set_s_and_yield_to_explicit_settings(monkeypatch):
+    monkeypatch.setenv("MINIGEN_FAST", "0")  # CI sets it for the notebooks; it would cap the epochs
+
     def key(config):
         c = config.resolved()
         return c.epochs, c.batch_size, c.latent_dim, c.likelihood, c.hidden_layers

@@ -51,10 +51,13 @@ class ConditionalDCGAN(gan.GAN):
     """The DCGAN (``gan.DCGAN``'s layers and initialisation) made class-conditional:
     ``generator(noise, labels)`` and ``discriminator(x, labels)``. ``given(labels)`` binds a
     batch's labels, returning a view with the unconditional GAN's ``generator(noise)``,
-    ``discriminator(x)`` and ``sample_noise(n)``, which is what the GAN family's step uses."""
+    ``discriminator(x)`` and ``sample_noise(n)``, which is what the GAN family's step uses.
+    ``critic_batch_norm`` as for ``gan.DCGAN``."""
 
-    def __init__(self, image_shape=(1, 28, 28), num_classes: int = 10, noise_dim: int = 100, width: int = 64):
-        body = gan.DCGAN(image_shape, noise_dim=noise_dim + num_classes, width=width)
+    def __init__(
+        self, image_shape=(1, 28, 28), num_classes=10, noise_dim=100, width=64, critic_batch_norm=True
+    ):
+        body = gan.DCGAN(image_shape, noise_dim + num_classes, width, critic_batch_norm)
         *features, head, _ = body.discriminator  # the last two: Linear(features -> 1), Flatten(0)
         super().__init__(
             _ConditionalGenerator(body.generator, num_classes),
@@ -62,6 +65,7 @@ class ConditionalDCGAN(gan.GAN):
             noise_dim,
         )
         self.image_shape, self.num_classes, self.width = body.image_shape, num_classes, width
+        self.critic_batch_norm = critic_batch_norm
 
     def sample(self, labels: Tensor) -> Tensor:
         """G(z, y) for one fresh noise vector per label, as ``GAN.sample`` (eval mode, no graph)."""
@@ -90,7 +94,9 @@ class ConditionalGANFamily(DCGANFamily):
     conditional = True
 
     def build(self, config, example_shape: tuple, num_classes: int):
-        return ConditionalDCGAN(example_shape, num_classes, noise_dim=config.latent_dim)
+        return ConditionalDCGAN(
+            example_shape, num_classes, noise_dim=config.latent_dim, critic_batch_norm=not config.gp_weight
+        )
 
 
 CGAN = ConditionalGANFamily(

@@ -142,10 +142,14 @@ class MLPGANFamily(GANFamily):
 
 
 class DCGANFamily(GANFamily):
-    """Radford et al.'s convolutional GAN (``gan.DCGAN``)."""
+    """Radford et al.'s convolutional GAN (``gan.DCGAN``). With the gradient penalty on
+    (``gp_weight`` > 0) the critic has no batch norm, as Gulrajani et al.'s WGAN-GP critic: the
+    penalty pins each example's input gradient, which batch norm would mix across the batch."""
 
     def build(self, config, example_shape: tuple, num_classes: int):
-        return gan.DCGAN(image_shape=example_shape, noise_dim=config.latent_dim)
+        return gan.DCGAN(
+            image_shape=example_shape, noise_dim=config.latent_dim, critic_batch_norm=not config.gp_weight
+        )
 
 
 MLP_GAN = MLPGANFamily("gan", "the MLP GAN (G 100-256-784, D 784-256-1 on MNIST; the ring's model)")

@@ -334,12 +334,16 @@ class DCGAN(GAN):
 
     Layers followed by BatchNorm have no bias (the normalisation subtracts it away), as in
     PyTorch's DCGAN example. Weights are initialised as Radford et al. (``_dcgan_init_``).
-    Any H and W divisible by 4 work; 28x28 and 8x8 are the sizes this project trains. For a
-    WGAN-GP critic, note that Gulrajani et al. drop the critic's BatchNorm (see
-    ``gradient_penalty``).
+    Any H and W divisible by 4 work; 28x28 and 8x8 are the sizes this project trains.
+
+    ``critic_batch_norm=False`` leaves the discriminator's BatchNorm out (its second Conv2d
+    then has a bias): the WGAN-GP critic of Gulrajani et al. (2017), whose gradient penalty
+    needs each example's score to depend on that example alone (see ``gradient_penalty``).
     """
 
-    def __init__(self, image_shape=(1, 28, 28), noise_dim: int = 100, width: int = 64):
+    def __init__(
+        self, image_shape=(1, 28, 28), noise_dim: int = 100, width: int = 64, critic_batch_norm: bool = True
+    ):
         image_shape = _check_shape("image_shape", image_shape)
         _check_positive_int("noise_dim", noise_dim)
         _check_positive_int("width", width)
@@ -356,11 +360,12 @@ class DCGAN(GAN):
             nn.ConvTranspose2d(2 * width, width, 4, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
             nn.ConvTranspose2d(width, channels, 4, 2, 1), nn.Sigmoid(),
         )  # fmt: skip
+        normalised = (nn.BatchNorm2d(2 * width),) if critic_batch_norm else ()
         discriminator = nn.Sequential(
             nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2),
-            nn.Conv2d(width, 2 * width, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2),
+            nn.Conv2d(width, 2 * width, 4, 2, 1, bias=not critic_batch_norm), *normalised, nn.LeakyReLU(0.2),
             nn.Flatten(), nn.Linear(math.prod(base), 1), nn.Flatten(0),
         )  # fmt: skip
         super().__init__(generator, discriminator, noise_dim)
-        self.image_shape, self.width = image_shape, width
+        self.image_shape, self.width, self.critic_batch_norm = image_shape, width, critic_batch_norm
         self.apply(_dcgan_init_)
