@@ -138,16 +138,27 @@ class Family:
 
     def evaluate(self, model, config, test_set, k: int) -> dict:
         """The test metrics of a trained model (``minigen evaluate``): the family's own
-        (``likelihood_metrics``), then those of as many samples as test examples
-        (``sample_metrics``). The samples are drawn first, so that their random numbers do not
-        depend on the family's metrics."""
+        (``likelihood_metrics``), then those of as many samples as test examples: mode coverage
+        on 2-D points, and on images ``sample_metrics`` and the family's ``classifier_metrics``,
+        both with the data set's classifier. The samples are drawn first, so that their random
+        numbers do not depend on the family's metrics."""
         samples, labels = self.sample(model, config, len(test_set))
         result = self.likelihood_metrics(model, test_set, k)
-        result.update(sample_metrics(samples, labels, config.data, test_set))
+        if len(test_set.example_shape) == 1:
+            result.update(metrics.ring_metrics(samples))
+            return result
+        classifier, _ = metrics.load_or_train_classifier(config.data)
+        result.update(sample_metrics(samples, labels, test_set, classifier))
+        result.update(self.classifier_metrics(model, config, test_set, classifier))
         return result
 
     def likelihood_metrics(self, model, test_set, k: int) -> dict:
         """Test numbers that need the model itself, not only its samples (none by default)."""
+        return {}
+
+    def classifier_metrics(self, model, config, test_set, classifier) -> dict:
+        """Test numbers of an image model judged by the data set's ``classifier`` beyond those of
+        its samples (none by default)."""
         return {}
 
 
@@ -157,14 +168,10 @@ def _fill_unset(settings: dict, values: dict) -> None:
             settings[name] = value
 
 
-def sample_metrics(samples, labels, data_name: str, test_set) -> dict:
-    """Metrics of samples: mode coverage on 2-D points (the ring); for images, the Frechet
-    distance and class coverage in the features of the data set's classifier and, for samples
-    drawn for given ``labels``, the share that the classifier puts in the class they were drawn
-    for ("conditional_accuracy")."""
-    if len(test_set.example_shape) == 1:
-        return metrics.ring_metrics(samples)
-    classifier, _ = metrics.load_or_train_classifier(data_name)
+def sample_metrics(samples, labels, test_set, classifier) -> dict:
+    """Metrics of image samples: the Frechet distance and class coverage in the features of
+    ``classifier`` and, for samples drawn for given ``labels``, the share that the classifier
+    puts in the class they were drawn for ("conditional_accuracy")."""
     result = metrics.gan_image_metrics(samples, test_set, classifier)
     if labels is not None:
         result["conditional_accuracy"] = metrics.class_agreement(classifier, samples, labels)

@@ -95,7 +95,10 @@ class ConditionalGANFamily(DCGANFamily):
 
     def build(self, config, example_shape: tuple, num_classes: int):
         return ConditionalDCGAN(
-            example_shape, num_classes, noise_dim=config.latent_dim, critic_batch_norm=not config.gp_weight
+            example_shape,
+            num_classes,
+            noise_dim=config.latent_dim,
+            critic_batch_norm=self.critic_batch_norm(config),
         )
 
 

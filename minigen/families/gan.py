@@ -148,8 +148,15 @@ class DCGANFamily(GANFamily):
 
     def build(self, config, example_shape: tuple, num_classes: int):
         return gan.DCGAN(
-            image_shape=example_shape, noise_dim=config.latent_dim, critic_batch_norm=not config.gp_weight
+            image_shape=example_shape,
+            noise_dim=config.latent_dim,
+            critic_batch_norm=self.critic_batch_norm(config),
         )
+
+    @staticmethod
+    def critic_batch_norm(config) -> bool:
+        """Whether the critic has batch norm: unless the gradient penalty is on."""
+        return not config.gp_weight
 
 
 MLP_GAN = MLPGANFamily("gan", "the MLP GAN (G 100-256-784, D 784-256-1 on MNIST; the ring's model)")

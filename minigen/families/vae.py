@@ -76,11 +76,16 @@ class VAEFamily(Family):
 
     def epoch_pictures(self, model, test_set, config, out: Path) -> None:
         originals = test_set.first(RECONSTRUCTED)
-        labels = self.labels(originals)
+        rebuilt = self.reconstruct(model, originals, config)
+        viz.reconstructions(originals.inputs, rebuilt, out / "reconstructions.png")
+
+    def reconstruct(self, model, dataset, config):
+        """The reconstructions (host array) of ``dataset``'s images, in eval mode, with their
+        labels bound for a conditional model."""
+        labels = self.labels(dataset)
         with model.eval_mode():
             bound = self.condition(model, None if labels is None else tensor(labels, device=config.device))
-            rebuilt = bound.reconstruct(tensor(originals.inputs, device=config.device))
-        viz.reconstructions(originals.inputs, backend.to_host(rebuilt.data), out / "reconstructions.png")
+            return backend.to_host(bound.reconstruct(tensor(dataset.inputs, device=config.device)).data)
 
     def final_pictures(self, model, test_set, config, out: Path) -> None:
         """Straight lines between the latent codes of test images and, for a 2-D latent, the
@@ -95,19 +100,11 @@ class VAEFamily(Family):
         """z -> the decoder's mean image, for the latent pictures."""
         return lambda z: self.draw(model, z)
 
-    def evaluate(self, model, config, test_set, k: int) -> dict:
-        """The family's metrics (``Family.evaluate``) and "reconstruction_agreement": the share of
-        test images whose reconstruction the data set's classifier puts in the image's class."""
-        result = super().evaluate(model, config, test_set, k)
-        classifier, _ = metrics.load_or_train_classifier(config.data)
-        labels = self.labels(test_set)
-        with model.eval_mode():
-            bound = self.condition(model, None if labels is None else tensor(labels, device=config.device))
-            rebuilt = bound.reconstruct(tensor(test_set.inputs, device=config.device))
-        result["reconstruction_agreement"] = metrics.class_agreement(
-            classifier, backend.to_host(rebuilt.data), test_set.labels
-        )
-        return result
+    def classifier_metrics(self, model, config, test_set, classifier) -> dict:
+        """ "reconstruction_agreement": the share of test images whose reconstruction the
+        classifier puts in the image's class."""
+        rebuilt = self.reconstruct(model, test_set, config)
+        return {"reconstruction_agreement": metrics.class_agreement(classifier, rebuilt, test_set.labels)}
 
     def likelihood_metrics(self, model, test_set, k: int) -> dict:
         """The test negative ELBO and the IWAE estimate of the negative log-likelihood with
@@ -122,7 +119,7 @@ class VAEFamily(Family):
 # The 8x8 digits are 1,437 grey images: the example's one-layer Bernoulli VAE, 60 epochs of
 # batch 128 (660 steps), kept about 3 nats in its latent and reconstructed other digits. A
 # Gaussian likelihood, a second hidden layer, a 4-d latent and 100 epochs of batch 32 (4,500
-# steps) give recognisable reconstructions and samples within a minute (chapter 07, section 8).
+# steps) give recognisable reconstructions and samples within a minute (chapter 07, section 7.4).
 MLP_VAE = VAEFamily(
     "vae",
     vae.MLPVAE,

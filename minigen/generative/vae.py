@@ -31,7 +31,7 @@ LOG_2PI = math.log(2.0 * math.pi)
 # The image VAEs' likelihoods p(x|z), both parametrised by the decoder's logits l:
 # "bernoulli" is Bernoulli(sigmoid(l)) per pixel; "gaussian" is N(sigmoid(l), PIXEL_STD^2) per
 # pixel, for grey levels read as intensities. 0.2 is what made the 8x8 digits' reconstructions
-# and samples recognisable in our sweep of 0.15-0.25 (chapter 07, section 8).
+# and samples recognisable in our sweep of 0.15-0.25 (chapter 07, section 7.4).
 LIKELIHOODS = ("bernoulli", "gaussian")
 PIXEL_STD = 0.2
 
@@ -159,7 +159,8 @@ def check_likelihood(likelihood, owner: str = "") -> None:
 def elbo(
     x: Tensor, recon_logits: Tensor, mu: Tensor, logvar: Tensor, beta: float = 1.0, log_likelihood=None
 ) -> ELBO:
-    """The (beta-)ELBO per example for a Bernoulli decoder and the N(0, I) prior:
+    """The (beta-)ELBO per example for a Bernoulli decoder (or ``log_likelihood``) and the
+    N(0, I) prior:
 
     reconstruction = log p(x|z) = bernoulli_log_likelihood(x, recon_logits), z drawn from q(z|x);
     kl = gaussian_kl(mu, logvar) = KL(q(z|x) || p(z));
