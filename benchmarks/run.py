@@ -1,7 +1,8 @@
 """Training-step times and peak working memory, minigen next to PyTorch CPU, in one run.
 
 For each model, a full float32 training step (forward, loss, backward, optimiser step) on
-MNIST-shaped random data (batch 128) is timed in minigen and in PyTorch on the identical
+MNIST-shaped random data (batch 128, or each of ``--batch``; the rows also give the time per
+example) is timed in minigen and in PyTorch on the identical
 architecture with the same weights, at each thread count. The layer rows time one layer's
 forward and backward. Every measurement runs in its own child process that imports one
 library only, so each one's peak working memory is its own: peak RSS minus the RSS right after
@@ -13,8 +14,8 @@ GFLOP/s is each step's matrix-product and convolution arithmetic (counted by PyT
 FlopCounterMode on the twin) over its time, next to this machine's float32 matrix-product peak
 (a 2048 x 2048 NumPy product) at the same thread count.
 
-    python benchmarks/run.py [--threads 1 2] [--repeat 7] [--rounds 3] [--models mlp-vae ...]
-        [--json benchmarks/results-cpu.json]
+    python benchmarks/run.py [--threads 1 2] [--batch 128] [--repeat 7] [--rounds 3]
+        [--models mlp-vae ...] [--json benchmarks/results-cpu.json]
     python benchmarks/run.py --device cuda [--batch 128 1024] [--json benchmarks/results-gpu.json]
 
 With ``--device cuda`` it makes the GPU table instead: each model's step at each batch size in
@@ -103,10 +104,12 @@ def _torch_child(spec: dict, device: str, batch: int) -> tuple[dict, float, floa
 def _minigen_child(spec: dict, device: str, batch: int) -> tuple[dict, float, float | None]:
     """(result, baseline RSS, GPU allocator peak or None) of minigen's step; it also saves the
     weights to ``spec["state"]`` (when given) for PyTorch's twin."""
+    # isort: off
+    import minigen  # before NumPy, as the minigen command does: see minigen.blas_wait
+    import minigen.training  # noqa: F401 - the step functions and everything they import
     import numpy as np
 
-    import minigen
-    import minigen.training  # noqa: F401 - the step functions and everything they import
+    # isort: on
 
     cuda = device == "cuda"
     minigen.set_num_threads(spec["threads"])
@@ -184,44 +187,46 @@ def _columns(values: dict, columns: dict, unit: str, scale: float = 1) -> dict:
     return {f"{column}_{unit}": values[name] * scale for name, column in columns.items()}
 
 
-def measure(models, thread_counts, repeat: int, rounds: int, state_dir: Path) -> dict:
-    """Each (model, threads) is measured ``rounds`` times, the libraries taking turns, so that a
-    change in the machine's load between children hits all of them alike; the medians over the
-    rounds are reported."""
+def measure(models, thread_counts, batches, repeat: int, rounds: int, state_dir: Path) -> dict:
+    """Each (model, batch, threads) is measured ``rounds`` times, the libraries taking turns, so
+    that a change in the machine's load between children hits all of them alike; the medians
+    over the rounds are reported."""
     rows = []
     peaks = {n: matmul_peak_gflops(n) for n in thread_counts}
     columns = {"minigen": "minigen", "system": "minigen_glibc_default", "torch": "torch"}
-    for model in models:
-        for n in thread_counts:
-            state = str(state_dir / f"{model}.npz")
-            base = {"model": model, "threads": n, "repeat": repeat}
-            runs, seconds, memory = _take_turns(
-                rounds,
-                {
-                    "minigen": ({**base, "library": "minigen", "state": state}, None),
-                    "system": ({**base, "library": "minigen"}, "system"),
-                    "torch": ({**base, "library": "torch", "state": state}, None),
-                },
-            )
-            flops = runs["torch"][0]["flops"]
-            rows.append(
-                {
-                    "model": model,
-                    "threads": n,
-                    **_columns(seconds, columns, "ms", 1e3),
-                    "ratio": seconds["minigen"] / seconds["torch"],
-                    **_columns(memory, columns, "mib"),
-                    "memory_ratio": memory["minigen"] / memory["torch"],
-                    "gflop_per_step": flops / 1e9,
-                    "minigen_gflops": flops / seconds["minigen"] / 1e9,
-                    "torch_gflops": flops / seconds["torch"] / 1e9,
-                    "matmul_peak_gflops": peaks[n],
-                    "malloc_tuned": runs["minigen"][0]["malloc_tuned"],
-                    "rounds": _round_times(runs),
-                }
-            )
-            _print_row(rows[-1])
-    return {"machine": machine(), "batch": BATCH, "rounds": rounds, "rows": rows}
+    for model, batch, n in ((m, b, n) for m in models for b in batches for n in thread_counts):
+        state = str(state_dir / f"{model}-{batch}.npz")
+        base = {"model": model, "threads": n, "repeat": repeat, "batch": batch}
+        runs, seconds, memory = _take_turns(
+            rounds,
+            {
+                "minigen": ({**base, "library": "minigen", "state": state}, None),
+                "system": ({**base, "library": "minigen"}, "system"),
+                "torch": ({**base, "library": "torch", "state": state}, None),
+            },
+        )
+        flops = runs["torch"][0]["flops"]
+        rows.append(
+            {
+                "model": model,
+                "batch": batch,
+                "threads": n,
+                **_columns(seconds, columns, "ms", 1e3),
+                "minigen_us_per_example": seconds["minigen"] / batch * 1e6,
+                "torch_us_per_example": seconds["torch"] / batch * 1e6,
+                "ratio": seconds["minigen"] / seconds["torch"],
+                **_columns(memory, columns, "mib"),
+                "memory_ratio": memory["minigen"] / memory["torch"],
+                "gflop_per_step": flops / 1e9,
+                "minigen_gflops": flops / seconds["minigen"] / 1e9,
+                "torch_gflops": flops / seconds["torch"] / 1e9,
+                "matmul_peak_gflops": peaks[n],
+                "malloc_tuned": runs["minigen"][0]["malloc_tuned"],
+                "rounds": _round_times(runs),
+            }
+        )
+        _print_row(rows[-1])
+    return {"machine": machine(), "rounds": rounds, "rows": rows}
 
 
 def measure_gpu(models, batches, repeat: int, rounds: int, state_dir: Path) -> dict:
@@ -308,14 +313,14 @@ def machine() -> dict:
 
 
 HEADER = (
-    f"{'model':<34}{'thr':>4}{'minigen ms':>11}{'glibc ms':>10}{'torch ms':>10}{'ratio':>7}"
+    f"{'model':<34}{'batch':>6}{'thr':>4}{'minigen ms':>11}{'glibc ms':>10}{'torch ms':>10}{'ratio':>7}"
     f"{'mg MiB':>8}{'pt MiB':>8}{'mem':>6}{'mg GF/s':>9}{'pt GF/s':>9}{'peak':>7}"
 )
 
 
 def _print_row(r: dict) -> None:
     print(
-        f"{DESCRIPTIONS[r['model']]:<34}{r['threads']:>4}{r['minigen_ms']:>11.2f}"
+        f"{DESCRIPTIONS[r['model']]:<34}{r['batch']:>6}{r['threads']:>4}{r['minigen_ms']:>11.2f}"
         f"{r['minigen_glibc_default_ms']:>10.2f}{r['torch_ms']:>10.2f}{r['ratio']:>7.2f}"
         f"{r['minigen_mib']:>8.1f}{r['torch_mib']:>8.1f}{r['memory_ratio']:>6.2f}"
         f"{r['minigen_gflops']:>9.1f}{r['torch_gflops']:>9.1f}{r['matmul_peak_gflops']:>7.1f}",
@@ -335,8 +340,9 @@ def _parser() -> argparse.ArgumentParser:
         help="cuda: the GPU table (minigen on cuda and on the CPU, PyTorch on the same GPU)",
     )  # fmt: skip
     parser.add_argument(
-        "--batch", type=int, nargs="+", default=[128, 1024], help="batch sizes (--device cuda)"
-    )
+        "--batch", type=int, nargs="+", default=None,
+        help=f"batch sizes (default {BATCH} on the CPU, {BATCH} and 1024 with --device cuda)",
+    )  # fmt: skip
     parser.add_argument("--child", help=argparse.SUPPRESS)
     return parser
 
@@ -347,13 +353,15 @@ def _gpu_table(args) -> dict:
     print(GPU_HEADER)
     print("-" * len(GPU_HEADER))
     with tempfile.TemporaryDirectory() as state_dir:
-        return measure_gpu(args.models, args.batch, args.repeat, args.rounds, Path(state_dir))
+        return measure_gpu(
+            args.models, args.batch or [BATCH, 1024], args.repeat, args.rounds, Path(state_dir)
+        )
 
 
 def _cpu_table(args) -> dict:
     info = machine()
     print(
-        f"training step, float32, batch {BATCH}; {info['cpu']}, {info['cores']} cores; "
+        f"training step, float32; {info['cpu']}, {info['cores']} cores; "
         f"python {info['python']}, numpy {info['numpy']}, minigen {info['minigen']}, torch {info['torch']}"
     )
     print("ratio = minigen / torch time; mem = minigen / torch peak working memory")
@@ -362,7 +370,8 @@ def _cpu_table(args) -> dict:
     print(HEADER)
     print("-" * len(HEADER))
     with tempfile.TemporaryDirectory() as state_dir:
-        return measure(args.models, args.threads, args.repeat, args.rounds, Path(state_dir))
+        batches = args.batch or [BATCH]
+        return measure(args.models, args.threads, batches, args.repeat, args.rounds, Path(state_dir))
 
 
 def main() -> None:

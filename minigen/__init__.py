@@ -9,10 +9,21 @@ are imported when asked for (``import minigen.training``).
 
 Importing minigen raises glibc's malloc thresholds so that a training step reuses its freed
 arrays instead of mapping them afresh (``minigen.allocator``; opt out with
-``MINIGEN_MALLOC=system``).
+``MINIGEN_MALLOC=system``), and, when it comes before NumPy, lets OpenBLAS's idle threads
+sleep instead of spinning (``minigen.blas_wait``; a user's ``OPENBLAS_THREAD_TIMEOUT`` wins).
 """
 
-from minigen import allocator, data, export, functional, generative, nn, ops, optim  # allocator: first
+from minigen import (  # allocator and blas_wait first: process settings, before NumPy loads
+    allocator,
+    blas_wait,
+    data,
+    export,
+    functional,
+    generative,
+    nn,
+    ops,
+    optim,
+)
 from minigen.autograd import Function, enable_grad, grad, is_grad_enabled, no_grad
 from minigen.backend import (
     bool_,

@@ -165,6 +165,9 @@ def generator(device: str):
 
 _num_threads: int | None = None
 PARALLEL_MIN_SIZE = 1 << 18  # below about a megabyte, starting threads costs more than it saves
+# Kernels that evaluate exp, log or tanh spend about 4 ns on each float32 entry (measured on the
+# 2-core benchmark machine, against under 1 ns for a product), so they pay from fewer entries.
+COSTLY_MIN_SIZE = 1 << 15
 
 
 def get_num_threads() -> int:
@@ -196,15 +199,15 @@ def _workers(count: int) -> concurrent.futures.ThreadPoolExecutor:
     return concurrent.futures.ThreadPoolExecutor(max_workers=count)
 
 
-def parallel_chunks(array, n: int, work) -> None:
+def parallel_chunks(array, n: int, work, min_size: int = PARALLEL_MIN_SIZE) -> None:
     """Run ``work(start, stop)`` over ``range(n)`` split into one contiguous chunk per thread.
 
     For memory-bound host copies (im2col, col2im) that NumPy performs with the GIL released.
     The chunks must touch disjoint memory. Serial on CuPy (its kernels are asynchronous
-    already), for arrays under ``PARALLEL_MIN_SIZE`` elements, and with one thread.
+    already), for arrays under ``min_size`` elements, and with one thread.
     """
     threads = min(get_num_threads(), n)
-    if threads < 2 or array.size < PARALLEL_MIN_SIZE or device_of(array) != "cpu":
+    if threads < 2 or array.size < min_size or device_of(array) != "cpu":
         work(0, n)
         return
     bounds = [n * k // threads for k in range(threads + 1)]
@@ -213,3 +216,48 @@ def parallel_chunks(array, n: int, work) -> None:
     work(bounds[0], bounds[1])  # this thread takes the first chunk
     for future in futures:
         future.result()
+
+
+def _chunk_of(array, axis: int, ndim: int, start: int, stop: int):
+    """``array``'s part in entries start .. stop - 1 along ``axis`` of an ``ndim``-d broadcast
+    result: a slice, or the whole array where it lacks that axis or broadcasts along it."""
+    own = axis - (ndim - array.ndim)  # broadcasting aligns the axes from the right
+    if own < 0 or array.shape[own] == 1:
+        return array
+    index = [slice(None)] * array.ndim
+    index[own] = slice(start, stop)
+    return array[tuple(index)]
+
+
+def elementwise(kernel, *operands, dtype=None, min_size: int = PARALLEL_MIN_SIZE):
+    """``kernel(*operands, out=out)`` for an elementwise ``kernel`` (a ufunc, or a function of
+    arrays and ``out`` made of ufuncs) of broadcasting operands, split over threads.
+
+    On the CPU, with two or more threads and a result of at least ``min_size`` entries
+    (``PARALLEL_MIN_SIZE``; ``COSTLY_MIN_SIZE`` for transcendental kernels), the result is
+    allocated in the layout of the operand of its shape and cut along its outermost axis in
+    memory into one contiguous chunk per thread; NumPy's ufuncs release the GIL, so the
+    chunks run at once. Each entry is computed exactly as one call would
+    compute it. Otherwise it is one call, ``kernel(*operands)``. ``dtype`` is the result's
+    (default: the operands' common type).
+    """
+    template = operands[0]
+    if get_num_threads() < 2 or device_of(template) != "cpu":
+        return kernel(*operands)
+    shape = numpy.broadcast_shapes(*(a.shape for a in operands))
+    size = 1
+    for n in shape:
+        size *= n
+    if size < min_size:
+        return kernel(*operands)
+    dtype = numpy.result_type(*operands) if dtype is None else dtype
+    template = next((a for a in operands if a.shape == shape), None)
+    out = numpy.empty(shape, dtype) if template is None else numpy.empty_like(template, dtype=dtype)
+    axis = max(range(out.ndim), key=lambda a: out.strides[a])
+
+    def work(start, stop):
+        chunks = [_chunk_of(a, axis, out.ndim, start, stop) for a in operands]
+        kernel(*chunks, out=_chunk_of(out, axis, out.ndim, start, stop))
+
+    parallel_chunks(out, out.shape[axis], work, min_size)
+    return out

@@ -72,6 +72,14 @@ def _max_pool2d_input_grad(g):
     return gx
 
 
+def _leaky_relu_input_grad(g):
+    """leaky_relu's input gradient as a function of the output gradient g (a MaskedScale), at a
+    fixed input with entries on both sides of the kink."""
+    x = tensor([[-1.5, 0.5, 2.0], [0.25, -0.75, -3.0]], dtype=g.dtype, device=g.device).requires_grad_()
+    (gx,) = grad(elementwise.leaky_relu(x, 0.1), x, g, create_graph=True)
+    return gx
+
+
 CASES = (
     Case("add", lambda a, b: a + b, (((3, 1, 4), "real"), ((2, 4), "real")), (elementwise.Add,)),
     Case("add 0-d", lambda a, b: a + b, (((), "real"), ((2, 3), "real")), (elementwise.Add,)),
@@ -92,6 +100,12 @@ CASES = (
         lambda x: elementwise.leaky_relu(x, 0.1),
         (((2, 3), "nonzero"),),
         (elementwise.LeakyReLU,),
+    ),
+    Case(
+        "leaky_relu input gradient",
+        _leaky_relu_input_grad,
+        (((2, 3), "real"),),
+        (elementwise.MaskedScale,),
     ),
     Case("sigmoid", elementwise.sigmoid, (((2, 3), "real"),), (elementwise.Sigmoid,)),
     Case("tanh", elementwise.tanh, (((2, 3), "real"),), (elementwise.Tanh,)),

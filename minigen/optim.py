@@ -351,23 +351,45 @@ class Adam(Optimizer):
         if decoupled and weight_decay:
             param *= 1 - lr * weight_decay
         d, _ = _descent_direction(xp, param, grad, 0.0 if decoupled else weight_decay, group["maximize"])
-        m, v = state["exp_avg"].data, state["exp_avg_sq"].data
-        scratch = xp.multiply(d, 1 - beta1)
-        m *= beta1
-        m += scratch
-        xp.multiply(d, d, out=scratch)
-        scratch *= 1 - beta2
-        v *= beta2
-        v += scratch
-        if group["amsgrad"]:
-            v = state["max_exp_avg_sq"].data
-            xp.maximum(v, state["exp_avg_sq"].data, out=v)
-        denominator = xp.sqrt(v, out=scratch)
-        denominator /= math.sqrt(1 - beta2**t)
-        denominator += eps
-        step = xp.divide(m, denominator, out=scratch)
-        step *= lr / (1 - beta1**t)
-        param -= step
+        names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
+        buffers = [state[name].data for name in names]
+        corrections = (lr / (1 - beta1**t), math.sqrt(1 - beta2**t))
+        _in_chunks(param, (d, *buffers), lambda *arrays: _adam(xp, *arrays, beta1, beta2, eps, *corrections))
+
+
+def _adam(xp, param, d, m, v, *rest) -> None:
+    """One Adam update of the arrays ``param, d, m, v`` (and v_max with AMSGrad) in place: the
+    formulas of ``Adam`` with ``rest`` = ([v_max,] beta1, beta2, eps, lr / (1 - beta1^t),
+    sqrt(1 - beta2^t))."""
+    *v_max, beta1, beta2, eps, step_size, root_correction = rest
+    scratch = xp.multiply(d, 1 - beta1)
+    m *= beta1
+    m += scratch
+    xp.multiply(d, d, out=scratch)
+    scratch *= 1 - beta2
+    v *= beta2
+    v += scratch
+    if v_max:
+        xp.maximum(v_max[0], v, out=v_max[0])
+        v = v_max[0]
+    denominator = xp.sqrt(v, out=scratch)
+    denominator /= root_correction
+    denominator += eps
+    step = xp.divide(m, denominator, out=scratch)
+    step *= step_size
+    param -= step
+
+
+def _in_chunks(param, others, update) -> None:
+    """``update(param, *others)`` on the flattened arrays, one contiguous chunk per thread when
+    they are large (``backend.parallel_chunks``; the update is elementwise, so the chunks are
+    independent); in one call when any of them cannot be flattened without a copy."""
+    arrays = (param, *others)
+    if not all(a.flags.c_contiguous and a.shape == param.shape for a in arrays):
+        update(*arrays)
+        return
+    flat = [a.reshape(-1) for a in arrays]
+    backend.parallel_chunks(param, param.size, lambda start, stop: update(*(a[start:stop] for a in flat)))
 
 
 class AdamW(Adam):

@@ -12,8 +12,18 @@ from hypothesis import strategies as st
 
 import minigen
 from minigen.gradcheck import gradcheck, gradgradcheck
+from minigen.ops import conv as conv_module
 from minigen.ops.conv import Conv2d, Conv2dWeightGrad, ConvTranspose2d, conv2d, conv_transpose2d
 from minigen.testing import arrays, conv_configs
+
+
+@pytest.fixture(autouse=True, params=["one block", "one row per block"])
+def column_blocks(request, monkeypatch):
+    """Every test runs twice: with the columns built whole (the small shapes here fit in one
+    block) and a block per output row (input row for the transposed convolution), so that the
+    blocks' seams (window offsets, partial weight gradients, overlapping stamps) are checked."""
+    if request.param == "one row per block":
+        monkeypatch.setattr(conv_module, "COLUMN_BLOCK_BYTES", 1)
 
 
 def leaf(values, dtype=np.float64, device="cpu"):

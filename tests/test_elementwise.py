@@ -72,6 +72,9 @@ UNARY = {
     "relu method": (lambda x: x.relu(), "nonzero", lambda a: np.maximum(a, 0.0)),
     "leaky_relu default slope": (F.leaky_relu, "nonzero", lambda a: _leaky(a, 0.01)),
     "leaky_relu slope 0.2": (lambda x: F.leaky_relu(x, 0.2), "nonzero", lambda a: _leaky(a, 0.2)),
+    # slopes outside [0, 2] take the select kernel instead of the arithmetic one
+    "leaky_relu slope 3": (lambda x: F.leaky_relu(x, 3.0), "nonzero", lambda a: _leaky(a, 3.0)),
+    "leaky_relu slope -0.5": (lambda x: F.leaky_relu(x, -0.5), "nonzero", lambda a: _leaky(a, -0.5)),
     "sigmoid": (minigen.sigmoid, "real", _sigmoid),
     "sigmoid method": (lambda x: x.sigmoid(), "real", _sigmoid),
     "tanh": (minigen.tanh, "real", np.tanh),

@@ -204,6 +204,7 @@ _MODELS_LAYER = ("minigen.data", "minigen.generative", "minigen.metrics", "minig
 # What each low layer may import from minigen (docs/architecture.md, "Layers"; the module itself is allowed).
 ALLOWED = {
     "minigen.allocator": (),
+    "minigen.blas_wait": (),
     "minigen.backend": (),
     "minigen.tensor": ("minigen.backend",),
     "minigen.autograd": ("minigen.tensor", "minigen.backend"),

@@ -13,6 +13,26 @@ from minigen.ops.shape import sum_to
 from minigen.tensor import Tensor
 
 
+def _ufunc(name: str, *arrays, min_size: int = backend.PARALLEL_MIN_SIZE):
+    """The array module's ufunc ``name`` applied to ``arrays``, split over threads when they are
+    large (``backend.elementwise``)."""
+    return backend.elementwise(getattr(xp_of(arrays[0]), name), *arrays, min_size=min_size)
+
+
+def _costly(name: str, x):
+    """A transcendental ufunc (exp, log, tanh), split over threads from fewer entries."""
+    return _ufunc(name, x, min_size=backend.COSTLY_MIN_SIZE)
+
+
+def _into(out, value):
+    """``value``, or written into ``out`` when a chunk's output is given: how a kernel built on
+    a function without ``out`` (``where``) takes part in ``backend.elementwise``."""
+    if out is None:
+        return value
+    out[...] = value
+    return out
+
+
 def _reduce_pair(self, g0, g1):
     """Bring both input gradients back to their input shapes; None where none is needed."""
     a, b = self.inputs
@@ -24,7 +44,7 @@ class Add(Function):
     """y = a + b.  VJP: ga = sum_to(gy, a.shape), gb = sum_to(gy, b.shape)."""
 
     def forward(self, a, b):
-        return a + b
+        return _ufunc("add", a, b)
 
     def backward(self, gy):
         return _reduce_pair(self, gy, gy)
@@ -34,7 +54,7 @@ class Sub(Function):
     """y = a - b.  VJP: ga = sum_to(gy), gb = -sum_to(gy)."""
 
     def forward(self, a, b):
-        return a - b
+        return _ufunc("subtract", a, b)
 
     def backward(self, gy):
         return _reduce_pair(self, gy, -gy)
@@ -44,7 +64,7 @@ class Mul(Function):
     """y = a * b.  VJP: ga = sum_to(gy * b), gb = sum_to(gy * a)."""
 
     def forward(self, a, b):
-        return a * b
+        return _ufunc("multiply", a, b)
 
     def backward(self, gy):
         a, b = self.inputs
@@ -63,7 +83,7 @@ class Div(Function):
         # integer and boolean operands arrive here not floating.
         if a.dtype.kind != "f":
             a, b = a.astype(backend.float32), b.astype(backend.float32)
-        return a / b
+        return _ufunc("true_divide", a, b)
 
     def backward(self, gy):
         a, b = self.inputs
@@ -75,7 +95,7 @@ class Neg(Function):
     """y = -x.  VJP: gx = -gy."""
 
     def forward(self, x):
-        return -x
+        return _ufunc("negative", x)
 
     def backward(self, gy):
         return -gy
@@ -128,7 +148,7 @@ class Exp(Function):
     """y = e^x.  VJP: gx = gy * y."""
 
     def forward(self, x):
-        return xp_of(x).exp(x)
+        return _costly("exp", x)
 
     def backward(self, gy):
         return gy * self.output()
@@ -138,7 +158,7 @@ class Log(Function):
     """y = ln x.  VJP: gx = gy / x."""
 
     def forward(self, x):
-        return xp_of(x).log(x)
+        return _costly("log", x)
 
     def backward(self, gy):
         return gy / self.inputs[0]
@@ -148,25 +168,46 @@ class Sqrt(Function):
     """y = sqrt(x).  VJP: gx = gy / (2 y)."""
 
     def forward(self, x):
-        return xp_of(x).sqrt(x)
+        return _ufunc("sqrt", x)
 
     def backward(self, gy):
         return gy / (2.0 * self.output())
+
+
+class MaskedScale(Function):
+    """y = g * s(x): the input gradient of a piecewise-linear op (``_Masked``) as a function of
+    its output gradient g, with s the op's slope at its input x, a constant per entry.
+
+    ``kernel(x, g, out=None)`` computes g * s(x) in as few passes as the op allows.
+    VJP: gg = gy * s(x) (a diagonal map is its own adjoint), again a MaskedScale, so second
+    and higher derivatives of ReLU, LeakyReLU, Abs and Clip flow through it.
+    """
+
+    def __init__(self, kernel, x):
+        self.kernel, self.x = kernel, x
+
+    def forward(self, g):
+        return backend.elementwise(self.kernel, self.x, g)
+
+    def backward(self, gy):
+        return MaskedScale(self.kernel, self.x)(gy)
 
 
 class _Masked(Function):
     """Piecewise-linear ops: gx = gy * slope(x), where the slope is a constant per entry.
 
     The slope is piecewise constant, so its own derivative is zero almost everywhere, which
-    makes the double backward of these ops exact away from the kinks.
+    makes the double backward of these ops exact away from the kinks. Backward is a
+    ``MaskedScale`` of gy with the op's ``scale_kernel``.
     """
 
-    def slope(self, x):
-        """A boolean mask or an array in x's dtype (so that gy * slope needs no conversion)."""
+    def scale_kernel(self):
+        """(x, g, out=None) -> g * slope(x), holding the op's settings by value (the node is
+        cleared after its backward, while the MaskedScale it made may live on in a graph)."""
         raise NotImplementedError
 
     def backward(self, gy):
-        return gy * Tensor(self.slope(self.inputs[0].data))
+        return MaskedScale(self.scale_kernel(), self.inputs[0].data)(gy)
 
 
 class Abs(_Masked):
@@ -175,18 +216,19 @@ class Abs(_Masked):
     def forward(self, x):
         return xp_of(x).abs(x)
 
-    def slope(self, x):
-        return xp_of(x).sign(x)
+    def scale_kernel(self):
+        return lambda x, g, out=None: xp_of(x).multiply(g, xp_of(x).sign(x), out=out)
 
 
 class ReLU(_Masked):
     """y = max(x, 0).  VJP: gx = gy * [x > 0]."""
 
     def forward(self, x):
-        return xp_of(x).maximum(x, 0)
+        xp = xp_of(x)
+        return backend.elementwise(lambda x, out=None: xp.maximum(x, 0, out=out), x)
 
-    def slope(self, x):
-        return x > 0
+    def scale_kernel(self):
+        return lambda x, g, out=None: xp_of(x).multiply(g, x > 0, out=out)
 
 
 class LeakyReLU(_Masked):
@@ -199,11 +241,45 @@ class LeakyReLU(_Masked):
         # max(x, a x) is x for x > 0 and a x below when a <= 1 (min when a > 1): two passes
         # over x instead of where's three.
         pick = xp_of(x).maximum if self.negative_slope <= 1 else xp_of(x).minimum
-        return pick(x, x * self.negative_slope)
+        return backend.elementwise(lambda x, out=None: pick(x, x * self.negative_slope, out=out), x)
 
-    def slope(self, x):
-        kind = x.dtype.type  # typed scalars keep the mask in x's dtype (Python floats would not)
-        return xp_of(x).where(x > 0, kind(1), kind(self.negative_slope))
+    def scale_kernel(self):
+        negative_slope = self.negative_slope
+        if not 0 <= negative_slope <= 2:
+            return _select_kernel(negative_slope)
+
+        def kernel(x, g, out=None):
+            # slope = [x > 0] (1 - a) + a in arithmetic, three times faster than a select:
+            # exactly a where x <= 0, and exactly 1 where x > 0 for every 0 <= a <= 2 (1 - a is
+            # exact for a in [1/2, 2] by Sterbenz's lemma, and below 1/2 its rounding error is
+            # under half an ulp of 1, so the sum rounds back to 1).
+            xp, kind = xp_of(x), g.dtype.type
+            scaled = xp.greater(x, 0).astype(g.dtype) if out is None else _as_mask(xp, x, out)
+            scaled *= kind(1) - kind(negative_slope)
+            scaled += kind(negative_slope)
+            scaled *= g
+            return scaled
+
+        return kernel
+
+
+def _as_mask(xp, x, out):
+    """[x > 0] written into ``out`` as 0s and 1s of out's dtype."""
+    xp.greater(x, 0, out=out)
+    return out
+
+
+def _select_kernel(negative_slope):
+    """LeakyReLU's g * slope for any slope: a g everywhere, then g itself where x > 0."""
+
+    def kernel(x, g, out=None):
+        xp = xp_of(x)
+        scaled = xp.empty_like(g) if out is None else out  # an array even for 0-d g
+        xp.multiply(g, g.dtype.type(negative_slope), out=scaled)
+        xp.copyto(scaled, g, where=x > 0)
+        return scaled
+
+    return kernel
 
 
 class Clip(_Masked):
@@ -215,13 +291,18 @@ class Clip(_Masked):
     def forward(self, x):
         return xp_of(x).clip(x, self.low, self.high)
 
-    def slope(self, x):
-        inside = xp_of(x).ones(x.shape, dtype=bool)
-        if self.low is not None:
-            inside &= x >= self.low
-        if self.high is not None:
-            inside &= x <= self.high
-        return inside
+    def scale_kernel(self):
+        low, high = self.low, self.high
+
+        def kernel(x, g, out=None):
+            inside = xp_of(x).ones(x.shape, dtype=bool)
+            if low is not None:
+                inside &= x >= low
+            if high is not None:
+                inside &= x <= high
+            return xp_of(x).multiply(g, inside, out=out)
+
+        return kernel
 
 
 class _Choose(Function):
@@ -295,9 +376,12 @@ class Sigmoid(Function):
 
     def forward(self, x):
         xp = xp_of(x)
-        # e^-|x| never overflows; pick the algebraically equal form for each sign.
-        e = xp.exp(-xp.abs(x))
-        return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+        def kernel(x, out=None):  # e^-|x| never overflows; the algebraically equal form per sign
+            e = xp.exp(-xp.abs(x))
+            return _into(out, xp.where(x >= 0, 1 / (1 + e), e / (1 + e)))
+
+        return backend.elementwise(kernel, x, min_size=backend.COSTLY_MIN_SIZE)
 
     def backward(self, gy):
         y = self.output()
@@ -308,7 +392,7 @@ class Tanh(Function):
     """y = tanh(x).  VJP: gx = gy * (1 - y^2)."""
 
     def forward(self, x):
-        return xp_of(x).tanh(x)
+        return _costly("tanh", x)
 
     def backward(self, gy):
         y = self.output()
@@ -320,7 +404,11 @@ class Softplus(Function):
 
     def forward(self, x):
         xp = xp_of(x)
-        return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+        def kernel(x, out=None):
+            return xp.add(xp.maximum(x, 0), xp.log1p(xp.exp(-xp.abs(x))), out=out)
+
+        return backend.elementwise(kernel, x, min_size=backend.COSTLY_MIN_SIZE)
 
     def backward(self, gy):
         return gy * Sigmoid()(self.inputs[0])

@@ -8,6 +8,7 @@ divide by the total weight of the non-ignored samples, as PyTorch).
 
 from __future__ import annotations
 
+from minigen import backend
 from minigen.autograd import Function
 from minigen.backend import DeviceError, xp_of
 from minigen.ops.elementwise import clip, log, maximum, sigmoid, softplus, where
@@ -138,9 +139,13 @@ class BinaryCrossEntropyWithLogits(Function):
 
     def forward(self, x, y, *pos_weight):
         xp = xp_of(x)
-        log1p_exp = xp.log1p(xp.exp(-xp.abs(x)))
         if not pos_weight:
-            return xp.maximum(x, 0) - x * y + log1p_exp
+
+            def loss(x, y, out=None):
+                return xp.add(xp.maximum(x, 0) - x * y, xp.log1p(xp.exp(-xp.abs(x))), out=out)
+
+            return backend.elementwise(loss, x, y, min_size=backend.COSTLY_MIN_SIZE)
+        log1p_exp = xp.log1p(xp.exp(-xp.abs(x)))
         q = 1 + (pos_weight[0] - 1) * y
         return (1 - y) * x + q * (xp.maximum(-x, 0) + log1p_exp)
 

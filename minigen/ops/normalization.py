@@ -12,7 +12,7 @@ import numbers
 
 from minigen import backend
 from minigen.autograd import Function, is_grad_enabled
-from minigen.backend import xp_of
+from minigen.backend import parallel_chunks, xp_of
 from minigen.ops.reduce import mean
 from minigen.ops.shape import reshape
 from minigen.tensor import Tensor
@@ -45,11 +45,22 @@ class BatchNorm(Function):
 
     def forward(self, x):
         xp = xp_of(x)
-        self.batch_mean = x.mean(axis=self.axes, keepdims=True)
-        centered = x - self.batch_mean
-        self.batch_var = (centered * centered).mean(axis=self.axes, keepdims=True)
-        self.inv_std = 1 / xp.sqrt(self.batch_var + self.eps)
-        return centered * self.inv_std
+        kept = (1, x.shape[1], *([1] * (x.ndim - 2)))
+        self.batch_mean, self.batch_var, self.inv_std = (xp.empty(kept, dtype=x.dtype) for _ in range(3))
+        x_hat = xp.empty_like(x)
+
+        def normalise(first, stop):  # channels first .. stop - 1: threads split by channel
+            part, mean = x[:, first:stop], self.batch_mean[:, first:stop]
+            part.mean(axis=self.axes, keepdims=True, out=mean)
+            centered = part - mean
+            var = self.batch_var[:, first:stop]
+            xp.multiply(centered, centered).mean(axis=self.axes, keepdims=True, out=var)
+            inv_std = self.inv_std[:, first:stop]
+            xp.divide(1, xp.sqrt(var + self.eps), out=inv_std)
+            xp.multiply(centered, inv_std, out=x_hat[:, first:stop])
+
+        parallel_chunks(x, x.shape[1], normalise)
+        return x_hat
 
     def backward(self, gy):
         x_hat = self.output()
