@@ -8,8 +8,8 @@ that keeps exclusive time (a region's time minus the regions inside it), sorted 
 - matrix products: ``minigen.ops.linalg`` and the convolutions' products;
 - copies: the convolutions' padding and columns (``im2col``, ``col2im``) and the shape
   Functions (``minigen.ops.shape``);
-- elementwise: every other Function (arithmetic, activations, reductions, losses, batch norm)
-  and the masks that Maximum's and Minimum's backward builds;
+- elementwise: every other Function (arithmetic, activations, reductions, losses, batch norm),
+  the masks that Maximum's and Minimum's backward builds and batch norm's array backward;
 - optimiser: ``Optimizer.step``;
 - autograd and Python: the rest of the step's wall time (graph building, the sweep, modules).
 

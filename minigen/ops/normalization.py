@@ -34,7 +34,8 @@ class BatchNorm(Function):
     second derivative flows through it back into this node. 1/sigma must also stay a function
     of x for the second derivative (caching it as a constant was DeZero's batch-norm bug), so
     when the backward is itself recorded (create_graph) it is rebuilt from x with Tensor ops;
-    otherwise the value saved by forward is used.
+    otherwise the value saved by forward is used, and the whole formula runs on arrays, a
+    block of channels per thread.
 
     Forward saves the batch statistics (``batch_mean``, ``batch_var``, biased, kept dims) so
     that ``batch_norm`` can update the running estimates from them.
@@ -64,9 +65,28 @@ class BatchNorm(Function):
 
     def backward(self, gy):
         x_hat = self.output()
+        if not is_grad_enabled():  # nothing records this backward: the same formula on arrays
+            return Tensor(self._array_backward(gy.data, x_hat.data))
         mean_g = mean(gy, dim=self.axes, keepdim=True)
         mean_gx = mean(gy * x_hat, dim=self.axes, keepdim=True)
         return self._inv_std() * (gy - mean_g - x_hat * mean_gx)
+
+    def _array_backward(self, gy, x_hat):
+        """gx = (1/sigma) * (g - mean(g) - x_hat * mean(g * x_hat)) on arrays, in the order the
+        Tensor formula computes it (so the same values), threads splitting the channels."""
+        xp, axes = xp_of(gy), self.axes
+        gx = xp.empty_like(gy)
+
+        def channels(first, stop):
+            g, x, out = gy[:, first:stop], x_hat[:, first:stop], gx[:, first:stop]
+            mean_g = g.mean(axis=axes, keepdims=True)
+            mean_gx = (g * x).mean(axis=axes, keepdims=True)
+            xp.subtract(g, mean_g, out=out)
+            out -= x * mean_gx
+            out *= self.inv_std[:, first:stop]
+
+        parallel_chunks(gy, gy.shape[1], channels)
+        return gx
 
     def _inv_std(self) -> Tensor:
         if not is_grad_enabled():
