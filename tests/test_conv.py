@@ -317,6 +317,37 @@ def test_conv_transpose2d_undoes_a_strided_conv2d_size():
     assert conv_transpose2d(down, w, stride=2, padding=1).shape == (1, 1, 28, 28)
 
 
+def test_a_convolution_holds_one_block_of_columns_at_a_time(monkeypatch):
+    """The benchmark's Conv2d layer (29 MB of columns whole): forward, input gradient and weight
+    gradient each build and add back their columns in blocks of at most COLUMN_BLOCK_BYTES (or
+    one row, if a row is larger), and the blocks of one call cover every window once."""
+    built, added = [], []
+    build, add_back = conv_module._columns, conv_module._add_columns
+
+    def spy_build(x_pad, kernel, rows, *rest):
+        cols = build(x_pad, kernel, rows, *rest)
+        built.append((rows, cols.nbytes))
+        return cols
+
+    def spy_add(x_pad, cols, *rest):
+        added.append(cols.nbytes)
+        return add_back(x_pad, cols, *rest)
+
+    monkeypatch.setattr(conv_module, "_columns", spy_build)
+    monkeypatch.setattr(conv_module, "_add_columns", spy_add)
+    rng = np.random.default_rng(0)
+    x = leaf(rng.standard_normal((128, 32, 14, 14)), dtype=np.float32)
+    w = leaf(rng.standard_normal((64, 32, 3, 3)), dtype=np.float32)
+    conv2d(x, w, padding=1).backward(minigen.ones(128, 64, 14, 14))
+    row = 32 * 9 * 14 * 128 * 4  # the columns of one output row
+    limit = max(conv_module.COLUMN_BLOCK_BYTES, row)
+    assert max(size for _, size in built) <= limit and max(added) <= limit
+    # forward and weight gradient each build all 14 rows once; the input gradient adds them back
+    assert sorted(r for (first, stop), _ in built for r in range(first, stop)) == sorted(list(range(14)) * 2)
+    assert sum(added) == 14 * row
+    assert len(added) > 1
+
+
 def test_float32_stays_float32():
     x = minigen.randn(2, 3, 6, 6, requires_grad=True)
     w = minigen.randn(4, 3, 3, 3, requires_grad=True)
