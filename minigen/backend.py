@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import math
 import os
 
 import numpy
@@ -241,14 +242,10 @@ def elementwise(kernel, *operands, dtype=None, min_size: int = PARALLEL_MIN_SIZE
     compute it. Otherwise it is one call, ``kernel(*operands)``. ``dtype`` is the result's
     (default: the operands' common type).
     """
-    template = operands[0]
-    if get_num_threads() < 2 or device_of(template) != "cpu":
+    if get_num_threads() < 2 or device_of(operands[0]) != "cpu":
         return kernel(*operands)
     shape = numpy.broadcast_shapes(*(a.shape for a in operands))
-    size = 1
-    for n in shape:
-        size *= n
-    if size < min_size:
+    if math.prod(shape) < min_size:
         return kernel(*operands)
     dtype = numpy.result_type(*operands) if dtype is None else dtype
     template = next((a for a in operands if a.shape == shape), None)

@@ -10,6 +10,7 @@ The formulas are those of the algorithm boxes in PyTorch's ``torch.optim`` docum
 
 from __future__ import annotations
 
+import functools
 import math
 
 from minigen import backend
@@ -352,16 +353,15 @@ class Adam(Optimizer):
             param *= 1 - lr * weight_decay
         d, _ = _descent_direction(xp, param, grad, 0.0 if decoupled else weight_decay, group["maximize"])
         names = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
-        buffers = [state[name].data for name in names]
-        corrections = (lr / (1 - beta1**t), math.sqrt(1 - beta2**t))
-        _in_chunks(param, (d, *buffers), lambda *arrays: _adam(xp, *arrays, beta1, beta2, eps, *corrections))
+        constants = (beta1, beta2, eps, lr / (1 - beta1**t), math.sqrt(1 - beta2**t))
+        _in_chunks(functools.partial(_adam, xp, constants), param, d, *(state[n].data for n in names))
 
 
-def _adam(xp, param, d, m, v, *rest) -> None:
-    """One Adam update of the arrays ``param, d, m, v`` (and v_max with AMSGrad) in place: the
-    formulas of ``Adam`` with ``rest`` = ([v_max,] beta1, beta2, eps, lr / (1 - beta1^t),
-    sqrt(1 - beta2^t))."""
-    *v_max, beta1, beta2, eps, step_size, root_correction = rest
+def _adam(xp, constants, param, d, m, v, v_max=None) -> None:
+    """One Adam update of ``param`` and its averages ``m``, ``v`` (and ``v_max`` with AMSGrad)
+    in place from the descent direction ``d``: the formulas of ``Adam``, with ``constants`` =
+    (beta1, beta2, eps, lr / (1 - beta1^t), sqrt(1 - beta2^t))."""
+    beta1, beta2, eps, step_size, root_correction = constants
     scratch = xp.multiply(d, 1 - beta1)
     m *= beta1
     m += scratch
@@ -369,9 +369,9 @@ def _adam(xp, param, d, m, v, *rest) -> None:
     scratch *= 1 - beta2
     v *= beta2
     v += scratch
-    if v_max:
-        xp.maximum(v_max[0], v, out=v_max[0])
-        v = v_max[0]
+    if v_max is not None:
+        xp.maximum(v_max, v, out=v_max)
+        v = v_max
     denominator = xp.sqrt(v, out=scratch)
     denominator /= root_correction
     denominator += eps
@@ -380,16 +380,17 @@ def _adam(xp, param, d, m, v, *rest) -> None:
     param -= step
 
 
-def _in_chunks(param, others, update) -> None:
-    """``update(param, *others)`` on the flattened arrays, one contiguous chunk per thread when
-    they are large (``backend.parallel_chunks``; the update is elementwise, so the chunks are
-    independent); in one call when any of them cannot be flattened without a copy."""
-    arrays = (param, *others)
-    if not all(a.flags.c_contiguous and a.shape == param.shape for a in arrays):
+def _in_chunks(update, *arrays) -> None:
+    """``update(*arrays)`` on the flattened arrays (all of one shape), one contiguous chunk per
+    thread when they are large (``backend.parallel_chunks``; the update is elementwise, so the
+    chunks are independent); in one call when any of them cannot be flattened without a copy."""
+    if not all(a.flags.c_contiguous and a.shape == arrays[0].shape for a in arrays):
         update(*arrays)
         return
     flat = [a.reshape(-1) for a in arrays]
-    backend.parallel_chunks(param, param.size, lambda start, stop: update(*(a[start:stop] for a in flat)))
+    backend.parallel_chunks(
+        arrays[0], arrays[0].size, lambda start, stop: update(*(a[start:stop] for a in flat))
+    )
 
 
 class AdamW(Adam):

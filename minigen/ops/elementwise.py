@@ -254,19 +254,14 @@ class LeakyReLU(_Masked):
             # exact for a in [1/2, 2] by Sterbenz's lemma, and below 1/2 its rounding error is
             # under half an ulp of 1, so the sum rounds back to 1).
             xp, kind = xp_of(x), g.dtype.type
-            scaled = xp.greater(x, 0).astype(g.dtype) if out is None else _as_mask(xp, x, out)
+            scaled = xp.empty_like(g) if out is None else out  # an array even for 0-d g
+            xp.greater(x, 0, out=scaled)  # 0s and 1s in g's dtype
             scaled *= kind(1) - kind(negative_slope)
             scaled += kind(negative_slope)
             scaled *= g
             return scaled
 
         return kernel
-
-
-def _as_mask(xp, x, out):
-    """[x > 0] written into ``out`` as 0s and 1s of out's dtype."""
-    xp.greater(x, 0, out=out)
-    return out
 
 
 def _select_kernel(negative_slope):

@@ -89,8 +89,7 @@ class BatchNorm(Function):
         return gx
 
     def _inv_std(self) -> Tensor:
-        if not is_grad_enabled():
-            return Tensor(self.inv_std)
+        """1/sigma rebuilt from x with Tensor ops, for a backward that is itself recorded."""
         x = self.inputs[0]
         centered = x - mean(x, dim=self.axes, keepdim=True)
         return (mean(centered * centered, dim=self.axes, keepdim=True) + self.eps) ** -0.5
